@@ -1,0 +1,148 @@
+"""Literal Residual Feature Augmentation (AugFPN, Guo et al. CVPR 2020), for comparison.
+
+``LiteralRFA`` follows the authors' public code line by line: a python loop over the pooling
+ratios, one ``adaptive_avg_pool2d`` of the full backbone feature per ratio, the 1x1 fusion conv
+applied at full resolution after upsampling, and a separate weighted sum. It is the numerical
+reference for ``cplugins_augfpn.augfpn`` (tests) and the baseline of its speed measurement.
+
+Plain torch only: importable without mmcv / mmdet.
+
+Run ``python benchmarks/reference_rfa.py`` (with ``cplugins_augfpn`` importable) to time the
+literal branch against the vectorised one and AugFPN against mmdet's FPN.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class LiteralRFA(nn.Module):
+    """Residual Feature Augmentation exactly as in the public AugFPN code.
+
+    Args:
+        in_channels: channels ``Cin`` of the top backbone feature.
+        out_channels: channels of the FPN laterals.
+        pool_ratios: adaptive pooling ratios (the paper's 0.1, 0.2, 0.3).
+
+    Parameters have the same shapes as the vectorised branch: ``pool_convs[j]`` (1x1,
+    Cin -> out), ``fuse_conv`` (1x1, k*out -> out), ``weight_conv`` (3x3, out -> k), k ratios.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        pool_ratios: Sequence[float] = (0.1, 0.2, 0.3),
+    ) -> None:
+        super().__init__()
+        self.pool_ratios = tuple(float(r) for r in pool_ratios)
+        k = len(self.pool_ratios)
+        self.pool_convs = nn.ModuleList(
+            [nn.Conv2d(in_channels, out_channels, 1) for _ in range(k)]
+        )
+        self.fuse_conv = nn.Conv2d(out_channels * k, out_channels, 1)
+        self.weight_conv = nn.Conv2d(out_channels, k, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, Cin, h, w) top backbone feature -> (N, out, h, w) residual for its lateral."""
+        h, w = x.size(2), x.size(3)
+        feats = [
+            F.interpolate(
+                self.pool_convs[j](
+                    F.adaptive_avg_pool2d(
+                        x, output_size=(max(1, int(h * ratio)), max(1, int(w * ratio)))
+                    )
+                ),
+                size=(h, w),
+                mode="bilinear",
+                align_corners=True,
+            )
+            for j, ratio in enumerate(self.pool_ratios)
+        ]
+        cat = torch.cat(feats, dim=1)
+        weights = torch.sigmoid(self.weight_conv(F.relu(self.fuse_conv(cat))))
+        out = 0
+        for j in range(len(self.pool_ratios)):
+            out = out + weights[:, j : j + 1] * feats[j]
+        return out
+
+
+@torch.no_grad()
+def copy_rfa_weights(src: nn.Module, dst: LiteralRFA) -> LiteralRFA:
+    """Copy the RFA parameters of ``src`` into ``dst`` and return ``dst``.
+
+    ``src`` is an ``AugFPN`` (its ``rfa`` branch is used) or the branch itself; any module
+    with ``pool_convs`` / ``fuse_conv`` / ``weight_conv`` of matching shapes works.
+    """
+    rfa = getattr(src, "rfa", src)
+    if len(rfa.pool_convs) != len(dst.pool_convs):
+        raise ValueError(
+            f"pool_ratios differ: source has {len(rfa.pool_convs)} ratios, "
+            f"destination {len(dst.pool_convs)}"
+        )
+    pairs = list(zip(rfa.pool_convs, dst.pool_convs)) + [
+        (rfa.fuse_conv, dst.fuse_conv),
+        (rfa.weight_conv, dst.weight_conv),
+    ]
+    for s, d in pairs:
+        d.weight.copy_(s.weight)
+        d.bias.copy_(s.bias)
+    return dst
+
+
+def _median_ms(fn, repeat: int, warmup: int = 3) -> float:
+    import statistics
+    import time
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def main(threads: int = 2, repeat: int = 20) -> None:
+    """Time forward+backward: literal vs vectorised RFA, and AugFPN vs FPN (R50 shapes)."""
+    import cplugins  # noqa: F401  (arms the torchvision fix before mmdet imports it)
+
+    # isort: split
+    from cplugins_augfpn.augfpn import AugFPN
+    from mmdet.models.necks import FPN
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    chans, sizes = [256, 512, 1024, 2048], [(200, 304), (100, 152), (50, 76), (25, 38)]
+    inputs = [torch.randn(2, c, h, w, requires_grad=True) for c, (h, w) in zip(chans, sizes)]
+    aug = AugFPN(chans, 256, 5)
+    fpn = FPN(chans, 256, 5)
+    fpn.load_state_dict(aug.state_dict(), strict=False)
+    lit = copy_rfa_weights(aug, LiteralRFA(2048, 256))
+    top = inputs[-1]
+
+    def step(module, x):
+        def run():
+            out = module(x)
+            out = out if isinstance(out, Tensor) else sum(o.sum() for o in out)
+            out.sum().backward()
+
+        return run
+
+    t_lit = _median_ms(step(lit, top), repeat)
+    t_vec = _median_ms(step(aug.rfa, top), repeat)
+    print(f"threads={threads} RFA fwd+bwd, top (2, 2048, 25, 38) -> 256:")
+    print(f"  literal {t_lit:8.2f} ms   vectorised {t_vec:8.2f} ms   speedup {t_lit / t_vec:.2f}x")
+    t_fpn = _median_ms(step(fpn, inputs), max(5, repeat // 4))
+    t_aug = _median_ms(step(aug, inputs), max(5, repeat // 4))
+    print("neck fwd+bwd, R50 inputs (2, {256,512,1024,2048}, 200x304 .. 25x38), 5 outs:")
+    print(f"  FPN {t_fpn:8.2f} ms   AugFPN {t_aug:8.2f} ms   ratio {t_aug / t_fpn:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Hook specifications of the ``cplugins`` pluggy project.
+
+A plugin is a plain module with ``@hookimpl`` functions, announced by an entry
+point in the ``cplugins`` group::
+
+    [project.entry-points.cplugins]
+    augfpn = "cplugins_augfpn.plugin"
+
+The module named by the entry point must stay light (no torch, no mmdet): it is
+imported to *list* plugins. Heavy code lives in the modules that the returned
+:class:`~cplugins.spec.ModuleSpec` targets point at, imported only on activation.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from cplugins.spec import ModuleSpec
+
+PROJECT_NAME = "cplugins"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def cplugins_modules() -> list[ModuleSpec]:
+    """Declare the model parts this plugin provides.
+
+    Return a list of :class:`~cplugins.spec.ModuleSpec`, one per class, each
+    naming the import target (``"package.module:Class"``) and the registries it
+    goes into (``"mmdet::model"``, ``"mmpretrain::model"``, ``"mmseg::model"``,
+    ``"model"`` for mmengine's shared root, ``"mmdet::task_util"``, ...).
+    Nothing is imported when this hook runs; targets are imported on activation.
+    """

@@ -1,0 +1,56 @@
+"""Shared fixtures: real plugin wheels built from this repo, installed into temporary targets."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+FIXTURE_DISTS = REPO / "tests" / "fixtures" / "dists"
+
+
+def pip(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "-q", *args], check=True,
+                   capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory) -> dict[str, Path]:
+    """Wheels of cplugins-augfpn and the test fixture distributions, built once."""
+    out = tmp_path_factory.mktemp("wheels")
+    sources = [REPO / "necks" / "augfpn", *(FIXTURE_DISTS / d for d in
+                                           ("conflict", "broken_hooks", "broken_module"))]
+    pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(out), *map(str, sources))
+    found = {w.name.split("-")[0]: w for w in out.glob("*.whl")}
+    assert set(found) == {"cplugins_augfpn", "cplugins_conflict_fixture",
+                          "cplugins_broken_hooks_fixture", "cplugins_broken_module_fixture"}
+    return found
+
+
+def install_target(tmp_path_factory, name: str, wheels: list[Path]) -> Path:
+    target = tmp_path_factory.mktemp(name)
+    pip("install", "--no-deps", "--no-compile", "--target", str(target), *map(str, wheels))
+    return target
+
+
+@pytest.fixture(scope="session")
+def site_ok(tmp_path_factory, wheels) -> Path:
+    """cplugins-augfpn alone."""
+    return install_target(tmp_path_factory, "site_ok", [wheels["cplugins_augfpn"]])
+
+
+@pytest.fixture(scope="session")
+def site_broken(tmp_path_factory, wheels) -> Path:
+    """cplugins-augfpn plus a plugin that raises on import and one whose module does."""
+    return install_target(tmp_path_factory, "site_broken", [
+        wheels["cplugins_augfpn"], wheels["cplugins_broken_hooks_fixture"],
+        wheels["cplugins_broken_module_fixture"]])
+
+
+@pytest.fixture(scope="session")
+def site_conflict(tmp_path_factory, wheels) -> Path:
+    """cplugins-augfpn plus a distribution that provides another 'AugFPN'."""
+    return install_target(tmp_path_factory, "site_conflict", [
+        wheels["cplugins_augfpn"], wheels["cplugins_conflict_fixture"]])

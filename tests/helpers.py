@@ -1,0 +1,22 @@
+"""Helpers the tests import (conftest.py holds the fixtures)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, site: Path | None = None, env: dict | None = None,
+               cwd: Path | None = None, args: list[str] | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -c code`` (or ``python args``) with ``site`` first on sys.path."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CPLUGINS_")}
+    if site is not None:
+        full_env["PYTHONPATH"] = str(site)
+    full_env.update(env or {})
+    command = [sys.executable, *(args if args is not None else ["-c", code])]
+    return subprocess.run(command, capture_output=True, text=True, env=full_env,
+                          cwd=cwd or REPO, timeout=timeout)

@@ -1,0 +1,55 @@
+"""Shared set-up of tools/train.py and tools/test.py."""
+from __future__ import annotations
+
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+
+import cplugins.all  # noqa: F401  (registers every installed plugin; arms the compat fixes)
+
+
+def parse_cfg_options(options: list[str]) -> dict:
+    """``["a.b=1", "c=[1,2]"]`` -> ``{"a.b": 1, "c": [1, 2]}`` (mmengine's own parsing)."""
+    parsed: dict = {}
+    action = DictAction(option_strings=[], dest="cfg_options")
+    for option in options:
+        if "=" not in option:
+            raise SystemExit(f"--cfg-options: {option!r} must look like KEY=VALUE")
+        action(None, parsed, [option])
+        parsed.update(parsed.pop("cfg_options"))
+    return parsed
+
+
+def make_synthetic_data(spec: dict) -> dict:
+    """Generate the embedded dataset a config declares in ``synthetic_data``."""
+    from cplugins.data import shapes
+
+    spec = dict(spec)
+    task = spec.pop("task")
+    makers = {"detection": shapes.make_shapes_detection,
+              "classification": shapes.make_shapes_classification,
+              "segmentation": shapes.make_shapes_segmentation}
+    if task not in makers:
+        raise ValueError(f"synthetic_data.task={task!r}; allowed: {', '.join(makers)}")
+    root = spec.pop("data_root")
+    return makers[task](root, **spec)
+
+
+def prepare_config(path: str, cfg_options: list[str], work_dir: str | None, launcher: str,
+                   progress: bool = True) -> Config:
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(parse_cfg_options(cfg_options))
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get("work_dir") is None:
+        cfg.work_dir = osp.join("work_dirs", osp.splitext(osp.basename(path))[0])
+    if cfg.get("synthetic_data"):
+        make_synthetic_data(cfg.synthetic_data)
+    if progress:
+        hooks = list(cfg.get("custom_hooks", []))
+        if not any(h.get("type") == "ProgressHook" for h in hooks):
+            hooks.append(dict(type="ProgressHook"))
+        cfg.custom_hooks = hooks
+    return cfg
