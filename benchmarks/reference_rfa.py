@@ -94,21 +94,24 @@ def copy_rfa_weights(src: nn.Module, dst: LiteralRFA) -> LiteralRFA:
     return dst
 
 
-def _median_ms(fn, repeat: int, warmup: int = 3) -> float:
+def _interleaved_ms(fns: dict, rounds: int, warmup: int = 3) -> dict:
+    """Median and min milliseconds per callable, timed in interleaved rounds (fair under drift)."""
     import statistics
     import time
 
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(1e3 * (time.perf_counter() - t0))
+    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
-def main(threads: int = 2, repeat: int = 20) -> None:
+def main(threads: int = 2, rounds: int = 20) -> None:
     """Time forward+backward: literal vs vectorised RFA, and AugFPN vs FPN (R50 shapes)."""
     import cplugins  # noqa: F401  (arms the torchvision fix before mmdet imports it)
 
@@ -124,7 +127,6 @@ def main(threads: int = 2, repeat: int = 20) -> None:
     fpn = FPN(chans, 256, 5)
     fpn.load_state_dict(aug.state_dict(), strict=False)
     lit = copy_rfa_weights(aug, LiteralRFA(2048, 256))
-    top = inputs[-1]
 
     def step(module, x):
         def run():
@@ -134,15 +136,23 @@ def main(threads: int = 2, repeat: int = 20) -> None:
 
         return run
 
-    t_lit = _median_ms(step(lit, top), repeat)
-    t_vec = _median_ms(step(aug.rfa, top), repeat)
-    print(f"threads={threads} RFA fwd+bwd, top (2, 2048, 25, 38) -> 256:")
-    print(f"  literal {t_lit:8.2f} ms   vectorised {t_vec:8.2f} ms   speedup {t_lit / t_vec:.2f}x")
-    t_fpn = _median_ms(step(fpn, inputs), max(5, repeat // 4))
-    t_aug = _median_ms(step(aug, inputs), max(5, repeat // 4))
-    print("neck fwd+bwd, R50 inputs (2, {256,512,1024,2048}, 200x304 .. 25x38), 5 outs:")
-    print(f"  FPN {t_fpn:8.2f} ms   AugFPN {t_aug:8.2f} ms   ratio {t_aug / t_fpn:.3f}")
+    def report(title: str, res: dict, base: str, new: str) -> None:
+        print(title)
+        for stat, i in (("median", 0), ("min", 1)):
+            cells = "   ".join(f"{name} {v[i]:8.2f} ms" for name, v in res.items())
+            print(f"  {stat:6s} {cells}   {base}/{new} = {res[base][i] / res[new][i]:.3f}")
+
+    top = inputs[-1]
+    res = _interleaved_ms({"literal": step(lit, top), "vectorised": step(aug.rfa, top)}, rounds)
+    report(f"threads={threads}: RFA fwd+bwd, top (2, 2048, 25, 38) -> 256", res, "literal",
+           "vectorised")
+    res = _interleaved_ms({"FPN": step(fpn, inputs), "AugFPN": step(aug, inputs)},
+                          max(5, rounds // 2))
+    report(f"threads={threads}: neck fwd+bwd, R50 inputs (2, C_i, 200x304 .. 25x38), 5 outs",
+           res, "AugFPN", "FPN")
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    main(*(int(a) for a in sys.argv[1:3]))

@@ -18,21 +18,25 @@ def _duration(seconds: float) -> str:
 
 
 class ProgressHook(Hook):
-    """One line showing iteration, loss and ETA; redrawn in place on a terminal,
-    printed every ``every_percent`` percent otherwise (logs, CI).
+    """One line showing iteration, loss and ETA; redrawn in place on a terminal, otherwise
+    (logs, CI) printed every ``every_percent`` percent or ``every_seconds``, whichever first.
 
     Use: ``custom_hooks=[dict(type='ProgressHook')]``.
     """
 
     priority = "VERY_LOW"
 
-    def __init__(self, every_percent: int = 10, stream=None):
+    def __init__(self, every_percent: int = 10, every_seconds: float = 20.0, stream=None):
         if not 1 <= every_percent <= 100:
             raise ValueError(f"every_percent must be in 1..100, got {every_percent}")
+        if every_seconds <= 0:
+            raise ValueError(f"every_seconds must be > 0, got {every_seconds}")
         self.every_percent = every_percent
+        self.every_seconds = every_seconds
         self.stream = stream or sys.stderr
         self._start = 0.0
         self._last_percent = -1
+        self._last_time = 0.0
 
     def before_train(self, runner) -> None:
         self._start = time.perf_counter()
@@ -59,10 +63,12 @@ class ProgressHook(Hook):
             end = "\n" if done == total else ""
             self.stream.write("\r" + line + end)
         else:
-            percent = 100 * done // max(total, 1)
-            if done != total and percent // self.every_percent == self._last_percent:
+            step = 100 * done // max(total, 1) // self.every_percent
+            now = time.perf_counter()
+            if (done != total and step == self._last_percent
+                    and now - self._last_time < self.every_seconds):
                 return
-            self._last_percent = percent // self.every_percent
+            self._last_percent, self._last_time = step, now
             self.stream.write(line + "\n")
             if done == total:
                 self._last_percent = -1
