@@ -149,9 +149,42 @@ def _allow_checkpoint_globals(_module: ModuleType) -> None:
     APPLIED.append("torch-load-safe-globals")
 
 
+# --- mmengine's pytorch/slurm/mpi launchers call torch.cuda.set_device even on CPU-only torch --
+def _skip_cuda_set_device_without_cuda(module: ModuleType) -> None:
+    """Let mmengine's own launchers start CPU (gloo) process groups.
+
+    ``init_dist`` pins each process to its GPU with ``torch.cuda.set_device(local_rank)``;
+    a CPU-only torch build has no such call (AttributeError). Without CUDA there is nothing to
+    pin, so the call is skipped while mmengine's launcher runs; with CUDA nothing changes.
+    """
+    import functools
+
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    for name in ("_init_dist_pytorch", "_init_dist_mpi", "_init_dist_slurm"):
+        original = getattr(module, name, None)
+        if original is None:
+            continue
+
+        @functools.wraps(original)
+        def launcher(*args, _original=original, **kwargs):
+            set_device = torch.cuda.set_device
+            torch.cuda.set_device = lambda device: None
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                torch.cuda.set_device = set_device
+
+        setattr(module, name, launcher)
+    APPLIED.append("mmengine-cpu-launcher")
+
+
 def arm() -> None:
     """Arm every fix; each runs when (and if) its module is imported."""
     import_hooks.before_import("torchvision", _define_torchvision_ops)
     import_hooks.when_imported("mmpretrain.evaluation.metrics.retrieval", _restore_numpy_in1d)
     import_hooks.when_imported("mmdet.models.dense_heads.ssd_head", _ssd_head_loss_cls)
     import_hooks.when_imported("mmengine.runner.checkpoint", _allow_checkpoint_globals)
+    import_hooks.when_imported("mmengine.dist.utils", _skip_cuda_set_device_without_cuda)

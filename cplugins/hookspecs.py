@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from cplugins.bench.case import BenchmarkCase
     from cplugins.spec import ModuleSpec
 
 PROJECT_NAME = "cplugins"
@@ -34,4 +35,15 @@ def cplugins_modules() -> list[ModuleSpec]:
     goes into (``"mmdet::model"``, ``"mmpretrain::model"``, ``"mmseg::model"``,
     ``"model"`` for mmengine's shared root, ``"mmdet::task_util"``, ...).
     Nothing is imported when this hook runs; targets are imported on activation.
+    """
+
+
+@hookspec
+def cplugins_benchmark_cases() -> list[BenchmarkCase]:
+    """Declare benchmark cases for ``cplugins bench`` (optional).
+
+    Return a list of :class:`~cplugins.bench.case.BenchmarkCase`: plain data naming the
+    module config to time, its baseline, the registry scope and an input generator spec
+    (e.g. the four ResNet-50 feature maps of an 800x1216 image for a neck). Must stay light
+    like :func:`cplugins_modules`: no torch import; the tensors are built when a case runs.
     """

@@ -16,17 +16,25 @@ def pip(*args: str) -> None:
                    capture_output=True, text=True)
 
 
+#: the plugin distributions of this repository, one folder each
+PLUGIN_DIRS = sorted(p.parent for p in REPO.glob("*/*/pyproject.toml"))
+
+
 @pytest.fixture(scope="session")
-def wheels(tmp_path_factory) -> dict[str, Path]:
-    """Wheels of cplugins-augfpn and the test fixture distributions, built once."""
+def wheel_dir(tmp_path_factory) -> Path:
+    """Wheels of cplugins, every plugin distribution and the test fixture distributions,
+    built once into one folder: what ``make wheels`` puts into ``dist/``."""
     out = tmp_path_factory.mktemp("wheels")
-    sources = [REPO / "necks" / "augfpn", *(FIXTURE_DISTS / d for d in
-                                           ("conflict", "broken_hooks", "broken_module"))]
+    sources = [REPO, *PLUGIN_DIRS, *(FIXTURE_DISTS / d for d in
+                                     ("conflict", "broken_hooks", "broken_module"))]
     pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(out), *map(str, sources))
-    found = {w.name.split("-")[0]: w for w in out.glob("*.whl")}
-    assert set(found) == {"cplugins_augfpn", "cplugins_conflict_fixture",
-                          "cplugins_broken_hooks_fixture", "cplugins_broken_module_fixture"}
-    return found
+    return out
+
+
+@pytest.fixture(scope="session")
+def wheels(wheel_dir) -> dict[str, Path]:
+    """Built wheels by import-name-style distribution name, e.g. ``cplugins_augfpn``."""
+    return {w.name.split("-")[0]: w for w in wheel_dir.glob("*.whl")}
 
 
 def install_target(tmp_path_factory, name: str, wheels: list[Path]) -> Path:

@@ -124,3 +124,21 @@ def test_load_all_plugins_with_one_import(tiny_config, tmp_path):
     result = run_python(code)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "NECK AugFPN" in result.stdout
+
+
+def test_two_processes_through_mmengine_pytorch_launcher(tiny_config, tmp_path):
+    """torchrun + --launcher pytorch: mmengine's own launcher, gloo on CPU, DDP-wrapped."""
+    _generate_data(tiny_config)
+    work_dir = tmp_path / "work"
+    result = run_python("", args=[
+        "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        str(REPO / "tools" / "train.py"), str(tiny_config), "--launcher", "pytorch",
+        "--work-dir", str(work_dir), "--cfg-options", "randomness.seed=3"])
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    log = next(work_dir.glob("*/*.log")).read_text()
+    # mmengine's runtime report: its launcher, distributed, and the world size ("GPU number")
+    assert "Distributed launcher: pytorch" in log
+    assert "Distributed training: True" in log
+    assert "GPU number: 2" in log
+    _assert_trained(work_dir, output)

@@ -1,6 +1,7 @@
 """Shared set-up of tools/train.py and tools/test.py."""
 from __future__ import annotations
 
+import argparse
 import os.path as osp
 
 from mmengine.config import Config, DictAction
@@ -10,14 +11,12 @@ import cplugins.all  # noqa: F401  (registers every installed plugin; arms the c
 
 def parse_cfg_options(options: list[str]) -> dict:
     """``["a.b=1", "c=[1,2]"]`` -> ``{"a.b": 1, "c": [1, 2]}`` (mmengine's own parsing)."""
-    parsed: dict = {}
-    action = DictAction(option_strings=[], dest="cfg_options")
     for option in options:
         if "=" not in option:
             raise SystemExit(f"--cfg-options: {option!r} must look like KEY=VALUE")
-        action(None, parsed, [option])
-        parsed.update(parsed.pop("cfg_options"))
-    return parsed
+    namespace = argparse.Namespace()
+    DictAction(option_strings=[], dest="cfg_options")(None, namespace, options)
+    return namespace.cfg_options
 
 
 def make_synthetic_data(spec: dict) -> dict:
@@ -35,12 +34,26 @@ def make_synthetic_data(spec: dict) -> dict:
     return makers[task](root, **spec)
 
 
+def use_cpu_process_group(cfg: Config) -> None:
+    """Without CUDA, multi-process training runs on gloo with CPU DDP (no device_ids)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+    if cfg.get("model_wrapper_cfg") is None:
+        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
+                                     broadcast_buffers=False)
+
+
 def prepare_config(path: str, cfg_options: list[str], work_dir: str | None, launcher: str,
                    progress: bool = True) -> Config:
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(parse_cfg_options(cfg_options))
     cfg.launcher = launcher
+    if launcher != "none":
+        use_cpu_process_group(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get("work_dir") is None:

@@ -5,57 +5,13 @@ training tests use BNInception (11M parameters) rather than InceptionV4 (42M).
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import shutil
-import sys
-import tempfile
-from importlib import metadata
-from pathlib import Path
-from types import ModuleType
-
+import cplugins_inception  # noqa: F401  (the installed plugin: importing it registers it)
 import pytest
 import torch
+from cplugins_inception.bn_inception import BLOCKS, BNInception
+from cplugins_inception.inception_v4 import InceptionV4
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-
-import cplugins  # noqa: F401  # arms the compat fixes before any OpenMMLab import
-
-DIST_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _import_plugin() -> ModuleType:
-    """``import cplugins_inception``: cplugins registers both classes from the entry point.
-
-    Run from a checkout where the distribution is not installed, a throwaway dist-info
-    declaring the same entry point as pyproject.toml stands in for ``pip install -e``.
-    """
-    if importlib.util.find_spec("cplugins_inception") is None:
-        sys.path.insert(0, str(DIST_ROOT))
-    try:
-        metadata.distribution("cplugins-inception")
-    except metadata.PackageNotFoundError:
-        pass
-    else:
-        return importlib.import_module("cplugins_inception")
-    site = Path(tempfile.mkdtemp(prefix="cplugins-inception-site-"))
-    info = site / "cplugins_inception-0.1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: cplugins-inception\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text("[cplugins]\ninception = cplugins_inception.plugin\n")
-    sys.path.append(str(site))
-    try:
-        return importlib.import_module("cplugins_inception")
-    finally:  # registered now; do not leave a fake distribution to other tests
-        sys.path.remove(str(site))
-        shutil.rmtree(site, ignore_errors=True)
-
-
-_import_plugin()
-InceptionV4 = importlib.import_module("cplugins_inception.inception_v4").InceptionV4
-BNInception = importlib.import_module("cplugins_inception.bn_inception").BNInception
-BLOCKS = importlib.import_module("cplugins_inception.bn_inception").BLOCKS
 
 CLASSES = {"InceptionV4": InceptionV4, "BNInception": BNInception}
 STAGE_CHANNELS = {"InceptionV4": (192, 384, 1024, 1536), "BNInception": (192, 320, 608, 1024)}

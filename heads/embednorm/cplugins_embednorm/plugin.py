@@ -10,3 +10,14 @@ def cplugins_modules() -> list[ModuleSpec]:
         ModuleSpec("EmbedNormClassifier", "cplugins_embednorm.classifier:EmbedNormClassifier",
                    "mmpretrain::model"),
     ]
+
+
+@hookimpl
+def cplugins_benchmark_cases() -> list:
+    """The cases of ``bench.py``: pooled features in, ``loss()`` timed with backward."""
+    from cplugins.bench import cases_from_dicts
+    from cplugins.manager import load_hook_module
+
+    bench = load_hook_module("cplugins_embednorm.bench")  # plain data, package not activated
+    return cases_from_dicts(bench.benchmark_cases(), "cls_features", scope="mmpretrain",
+                            inputs_from_module=("num_classes",), train_method="loss")

@@ -1,53 +1,14 @@
 """Tests of cplugins-embednorm: EmbedNormClsHead and EmbedNormClassifier in mmpretrain."""
 from __future__ import annotations
 
-import atexit
 import importlib
 import importlib.util
 import math
-import shutil
-import sys
-import tempfile
-from importlib import metadata
-from pathlib import Path
 
+import cplugins_embednorm  # noqa: E402,F401  (the installed plugin: importing it registers it)
 import pytest
 import torch
 import torch.nn.functional as F
-
-import cplugins  # (before mmpretrain: arms the torchvision import fix)
-
-DIST_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _import_plugin() -> None:
-    """``import cplugins_embednorm``: cplugins registers its classes from the entry point.
-
-    Run from a checkout where the distribution is not installed, a throwaway dist-info
-    declaring the same entry point as pyproject.toml stands in for ``pip install -e``.
-    """
-    if importlib.util.find_spec("cplugins_embednorm") is None:
-        sys.path.insert(0, str(DIST_ROOT))
-    try:
-        metadata.distribution("cplugins-embednorm")
-    except metadata.PackageNotFoundError:
-        site = Path(tempfile.mkdtemp(prefix="cplugins-embednorm-site-"))
-        atexit.register(shutil.rmtree, site, ignore_errors=True)
-        dist_info = site / "cplugins_embednorm-0.1.0.dist-info"
-        dist_info.mkdir()
-        (dist_info / "METADATA").write_text(
-            "Metadata-Version: 2.1\nName: cplugins-embednorm\nVersion: 0.1.0\n")
-        (dist_info / "entry_points.txt").write_text(
-            "[cplugins]\nembednorm = cplugins_embednorm.plugin\n")
-        sys.path.append(str(site))
-    importlib.import_module("cplugins_embednorm")
-    # explicit too: a package first imported while cplugins discovers plugins (as the parent
-    # of its hook module) is not activated by that import
-    cplugins.activate("cplugins_embednorm")
-
-
-_import_plugin()
-
 from cplugins_embednorm import plugin  # noqa: E402
 from cplugins_embednorm.classifier import EmbedNormClassifier  # noqa: E402
 from cplugins_embednorm.embednorm_head import EmbedNormClsHead  # noqa: E402

@@ -8,3 +8,13 @@ def cplugins_modules() -> list[ModuleSpec]:
         ModuleSpec("SoftF1Loss", "cplugins_f1loss.soft_f1:SoftF1Loss",
                    ("mmpretrain::model", "mmdet::model")),
     ]
+
+
+@hookimpl
+def cplugins_benchmark_cases() -> list:
+    """The cases of ``bench.py`` (logits and labels in, against CrossEntropyLoss)."""
+    from cplugins.bench import cases_from_dicts
+    from cplugins.manager import load_hook_module
+
+    bench = load_hook_module("cplugins_f1loss.bench")  # plain data, package not activated
+    return cases_from_dicts(bench.benchmark_cases(), "scores")

@@ -1,52 +1,13 @@
 """Tests of cplugins-f1loss: SoftF1Loss vs a plain reference, gradients, mmpretrain/mmdet use."""
 from __future__ import annotations
 
-import atexit
 import importlib
 import importlib.util
 import math
-import shutil
-import sys
-import tempfile
-from importlib import metadata
-from pathlib import Path
 
+import cplugins_f1loss  # noqa: E402,F401  (the installed plugin: importing it registers it)
 import pytest
 import torch
-
-import cplugins  # (before mmpretrain/mmdet: arms the torchvision import fix)
-
-DIST_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _import_plugin() -> None:
-    """``import cplugins_f1loss``: cplugins registers its classes from the entry point.
-
-    Run from a checkout where the distribution is not installed, a throwaway dist-info
-    declaring the same entry point as pyproject.toml stands in for ``pip install -e``.
-    """
-    if importlib.util.find_spec("cplugins_f1loss") is None:
-        sys.path.insert(0, str(DIST_ROOT))
-    try:
-        metadata.distribution("cplugins-f1loss")
-    except metadata.PackageNotFoundError:
-        site = Path(tempfile.mkdtemp(prefix="cplugins-f1loss-site-"))
-        atexit.register(shutil.rmtree, site, ignore_errors=True)
-        dist_info = site / "cplugins_f1loss-0.1.0.dist-info"
-        dist_info.mkdir()
-        (dist_info / "METADATA").write_text(
-            "Metadata-Version: 2.1\nName: cplugins-f1loss\nVersion: 0.1.0\n")
-        (dist_info / "entry_points.txt").write_text(
-            "[cplugins]\nf1loss = cplugins_f1loss.plugin\n")
-        sys.path.append(str(site))
-    importlib.import_module("cplugins_f1loss")
-    # explicit too: a package first imported while cplugins discovers plugins (as the parent
-    # of its hook module) is not activated by that import
-    cplugins.activate("cplugins_f1loss")
-
-
-_import_plugin()
-
 from cplugins_f1loss import plugin  # noqa: E402
 from cplugins_f1loss.soft_f1 import SoftF1Loss, soft_f1_loss  # noqa: E402
 

@@ -12,15 +12,17 @@ from ratio-invariant adaptive pooling of the top backbone feature ``C`` (N, Cin,
 upsampling are all linear, which :class:`ResidualFeatureAugmentation` exploits (same result as the
 literal code, see ``benchmarks/reference_rfa.py``):
 
-* the poolings of all ratios are one pass over ``C``: two small matrix products with stacked
-  adaptive-averaging matrices (along W, then along H);
+* the poolings of all ratios are one pass over ``C``: a matrix product with the stacked
+  adaptive-averaging matrices along H, then one along W; each ratio's own block of the
+  resulting (sum_j hj, sum_j wj) grid is gathered with one ``index_select``;
 * the 1x1 fusion conv commutes with upsampling, so ``fuse_conv(cat_j f_j)`` is computed as
-  ``sum_j up(W_fuse_j @ conv_j(p_j)) + b`` at the pooled resolution (118 positions at 25x38);
+  ``sum_j up(W_fuse_j @ conv_j(p_j)) + b`` at the pooled resolution (118 positions at 25x38),
+  and the sum over ratios of the upsampled terms is a single matrix product;
 * upsampling is two matrix products with bilinear interpolation matrices.
 
 The averaging / interpolation matrices depend only on (h, w, ratios); they are built once per
-feature size, device and dtype and cached. Every heavy op is a plain 2-D ``mm`` (fast backward
-too; batched matmuls with a broadcast operand have a pathological CPU backward).
+feature size, device and dtype and cached (LRU). Only the weighted sum, the 3x3 attention conv
+and the per-ratio upsampled features run at full resolution, as they must.
 """
 from __future__ import annotations
 
@@ -72,14 +74,35 @@ def bilinear_matrix(n_in: int, n_out: int) -> Tensor:
 
 
 class _Operators(NamedTuple):
-    """Linear operators of RFA for one (h, w), stored transposed (right factors of ``mm``)."""
+    """Linear operators of RFA for one (h, w) feature and k ratios; Ht, Wt = sum_j hj, wj."""
 
-    pool_w: Tensor  # (w, Wt): adaptive averaging along W of every ratio, side by side
-    pool_h: list[Tensor]  # (h, hj) per ratio: adaptive averaging along H
+    pool_h: Tensor  # (Ht, h): adaptive averaging along H of every ratio, stacked (left factor)
+    pool_h_t: Tensor  # (h, Ht): its transpose, for the backward
+    pool_w: Tensor  # (w, Wt): adaptive averaging along W of every ratio (right factor)
+    cells: Tensor  # (L,) int64: index in the (Ht, Wt) grid of each ratio's own pooled cells
     up_h: list[Tensor]  # (h, hj) per ratio: bilinear, align_corners=True (left factor)
-    up_w: list[Tensor]  # (wj, w) per ratio: same along W
+    up_h_t: list[Tensor]  # (hj, h)
+    up_w: list[Tensor]  # (wj, w) per ratio: same along W (right factor)
     up_w_all: Tensor  # (Wt, w): the up_w stacked, to upsample-and-sum every ratio at once
-    sizes: list[tuple[int, int]]  # (hj, wj); Wt = sum_j wj
+    sizes: list[tuple[int, int]]  # (hj, wj); L = sum_j hj * wj
+
+
+class _LeftMatmul(torch.autograd.Function):
+    """``m @ x`` for a constant (p, q) matrix ``m`` and a (B, q, r) batch ``x``.
+
+    Backward is ``m.T @ grad``, the same broadcast kernel as the forward: autograd's own
+    backward of a broadcast ``matmul`` takes a slow per-matrix path on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, m: Tensor, m_t: Tensor, x: Tensor) -> Tensor:
+        ctx.save_for_backward(m_t)
+        return torch.matmul(m, x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[None, None, Tensor]:
+        (m_t,) = ctx.saved_tensors
+        return None, None, torch.matmul(m_t.to(grad.dtype), grad.contiguous())
 
 
 class ResidualFeatureAugmentation(nn.Module):
@@ -141,16 +164,26 @@ class ResidualFeatureAugmentation(nn.Module):
         sizes = self.pooled_sizes(h, w)
 
         def cast(m: Tensor) -> Tensor:
-            return m.to(device=device, dtype=dtype)
+            return m.to(device=device, dtype=dtype).contiguous()
 
         hs, ws = [s[0] for s in sizes], [s[1] for s in sizes]
-        up_w = [cast(bilinear_matrix(wj, w).t()) for wj in ws]
+        pool_h = torch.cat([adaptive_avg_pool_matrix(h, hj) for hj in hs])
+        up_h = [bilinear_matrix(hj, h) for hj in hs]
+        up_w = [bilinear_matrix(wj, w).t() for wj in ws]
+        cells = [
+            torch.arange(sum(hs[:j]), sum(hs[: j + 1]))[:, None] * sum(ws)
+            + torch.arange(sum(ws[:j]), sum(ws[: j + 1]))[None, :]
+            for j in range(len(sizes))
+        ]
         ops = _Operators(
+            pool_h=cast(pool_h),
+            pool_h_t=cast(pool_h.t()),
             pool_w=cast(torch.cat([adaptive_avg_pool_matrix(w, wj) for wj in ws]).t()),
-            pool_h=[cast(adaptive_avg_pool_matrix(h, hj).t()) for hj in hs],
-            up_h=[cast(bilinear_matrix(hj, h)) for hj in hs],
-            up_w=up_w,
-            up_w_all=torch.cat(up_w),
+            cells=torch.cat([c.flatten() for c in cells]).to(device),
+            up_h=[cast(m) for m in up_h],
+            up_h_t=[cast(m.t()) for m in up_h],
+            up_w=[cast(m) for m in up_w],
+            up_w_all=cast(torch.cat(up_w)),
             sizes=sizes,
         )
         self._operators[key] = ops
@@ -163,31 +196,32 @@ class ResidualFeatureAugmentation(nn.Module):
         n, c, h, w = x.shape
         co, k = self.out_channels, len(self.pool_ratios)
         ops = self.operators(h, w, x.device, x.dtype)
-        widths = [wj for _, wj in ops.sizes]
 
-        # 1. one pass over x pools along W for every ratio: (N*C*h, Wt), columns split by ratio
-        x_w = x.reshape(n * c * h, w).mm(ops.pool_w).split(widths, dim=1)
+        # 1. every pooling in one pass over x: along H -> (N*C, Ht, w), along W -> (Ht, Wt) grid
+        p = _LeftMatmul.apply(ops.pool_h, ops.pool_h_t, x.reshape(n * c, h, w))
+        p = p.view(-1, w).mm(ops.pool_w).view(n, c, -1)
+        # each ratio's own (hj, wj) block of the grid, as tokens (N, hj*wj, C) (row-major)
+        tokens = p.index_select(2, ops.cells).transpose(1, 2)
+        tokens = tokens.split([hj * wj for hj, wj in ops.sizes], dim=1)
+
         fuse_ws = self.fuse_conv.weight.view(co, k * co).split(co, dim=1)  # W_fuse_j (out, out)
         feats: list[Tensor] = []  # f_j (N, out, h, w)
         fused_h: list[Tensor] = []  # up_h(g_j), (N*out*h, wj)
         for j, conv in enumerate(self.pool_convs):
             hj, wj = ops.sizes[j]
-            # 2. pool along H -> p_j as tokens (N, hj*wj, C), position a*wj + b
-            p = x_w[j].reshape(n * c, h, wj).transpose(1, 2).reshape(n * c * wj, h)
-            p = p.mm(ops.pool_h[j]).view(n, c, wj, hj).permute(0, 3, 2, 1).reshape(n, -1, c)
-            # 3. at the pooled resolution: y_j = conv_j(p_j), g_j = W_fuse_j y_j (+ b once)
-            y = F.linear(p, conv.weight.view(co, c), conv.bias)
+            # 2. at the pooled resolution: y_j = conv_j(p_j), g_j = W_fuse_j y_j (+ b once)
+            y = F.linear(tokens[j], conv.weight.view(co, c), conv.bias)  # (N, hj*wj, out)
             g = F.linear(y, fuse_ws[j], self.fuse_conv.bias if j == 0 else None)
-            # 4. upsample [y_j, g_j] along H -> (N, 2*out, h, wj); y_j also along W -> f_j
-            yg = torch.cat([y, g], 2).view(n, hj, wj * 2 * co).transpose(0, 1)
-            z = ops.up_h[j].mm(yg.reshape(hj, -1)).view(h, n, wj, 2 * co).permute(1, 3, 0, 2)
-            z_y, z_g = z.split(co, dim=1)
+            # 3. upsample [y_j, g_j] along H -> (N, 2*out, h, wj); y_j also along W -> f_j
+            yg = torch.cat([y, g], 2).view(n, hj, wj * 2 * co)
+            z = _LeftMatmul.apply(ops.up_h[j], ops.up_h_t[j], yg)
+            z_y, z_g = z.view(n, h, wj, 2 * co).permute(0, 3, 1, 2).split(co, dim=1)
             feats.append(z_y.reshape(n * co * h, wj).mm(ops.up_w[j]).view(n, co, h, w))
             fused_h.append(z_g.reshape(n * co * h, wj))
-        # 5. fuse_conv(cat_j f_j) == sum_j up(g_j) + b: one product sums over the ratios
+        # 4. fuse_conv(cat_j f_j) == sum_j up(g_j) + b: one product sums over the ratios
         fused = torch.cat(fused_h, dim=1).mm(ops.up_w_all).view(n, co, h, w)
 
-        # 6. attention weights and weighted sum at full resolution
+        # 5. attention weights and weighted sum at full resolution
         weights = torch.sigmoid(self.weight_conv(F.relu(fused)))  # (N, k, h, w)
         out = weights[:, :1] * feats[0]
         for j in range(1, k):
