@@ -111,8 +111,10 @@ def _interleaved_ms(fns: dict, rounds: int, warmup: int = 3) -> dict:
     return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
-def main(threads: int = 2, rounds: int = 20) -> None:
+def main(threads: int = 2, rounds: int = 20, neck_rounds: int = 3) -> None:
     """Time forward+backward: literal vs vectorised RFA, and AugFPN vs FPN (R50 shapes)."""
+    import copy
+
     import cplugins  # noqa: F401  (arms the torchvision fix before mmdet imports it)
 
     # isort: split
@@ -127,6 +129,8 @@ def main(threads: int = 2, rounds: int = 20) -> None:
     fpn = FPN(chans, 256, 5)
     fpn.load_state_dict(aug.state_dict(), strict=False)
     lit = copy_rfa_weights(aug, LiteralRFA(2048, 256))
+    aug_lit = copy.deepcopy(aug)
+    aug_lit.rfa = lit  # the same neck with the literal branch
 
     def step(module, x):
         def run():
@@ -136,23 +140,26 @@ def main(threads: int = 2, rounds: int = 20) -> None:
 
         return run
 
-    def report(title: str, res: dict, base: str, new: str) -> None:
+    def report(title: str, res: dict, base: str) -> None:
         print(title)
         for stat, i in (("median", 0), ("min", 1)):
-            cells = "   ".join(f"{name} {v[i]:8.2f} ms" for name, v in res.items())
-            print(f"  {stat:6s} {cells}   {base}/{new} = {res[base][i] / res[new][i]:.3f}")
+            cells = "   ".join(
+                f"{name} {v[i]:8.1f} ms ({v[i] / res[base][i]:.3f})" for name, v in res.items()
+            )
+            print(f"  {stat:6s} {cells}")
 
     top = inputs[-1]
     res = _interleaved_ms({"literal": step(lit, top), "vectorised": step(aug.rfa, top)}, rounds)
-    report(f"threads={threads}: RFA fwd+bwd, top (2, 2048, 25, 38) -> 256", res, "literal",
-           "vectorised")
-    res = _interleaved_ms({"FPN": step(fpn, inputs), "AugFPN": step(aug, inputs)},
-                          max(5, rounds // 2))
-    report(f"threads={threads}: neck fwd+bwd, R50 inputs (2, C_i, 200x304 .. 25x38), 5 outs",
-           res, "AugFPN", "FPN")
+    report(f"threads={threads}: RFA fwd+bwd, top (2, 2048, 25, 38) -> 256 (time / literal)",
+           res, "literal")
+    necks = {"FPN": step(fpn, inputs), "AugFPN": step(aug, inputs),
+             "AugFPN-literal-RFA": step(aug_lit, inputs)}
+    res = _interleaved_ms(necks, neck_rounds, warmup=1)
+    report(f"threads={threads}: neck fwd+bwd, R50 (2, C_i, 200x304 .. 25x38), 5 outs "
+           "(time / FPN)", res, "FPN")
 
 
 if __name__ == "__main__":
     import sys
 
-    main(*(int(a) for a in sys.argv[1:3]))
+    main(*(int(a) for a in sys.argv[1:4]))

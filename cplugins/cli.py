@@ -1,4 +1,4 @@
-"""The ``cplugins`` command line: ``cplugins list [--activate] [--json]``."""
+"""The ``cplugins`` command line: ``cplugins list [--activate] [--json]``, ``cplugins bench``."""
 from __future__ import annotations
 
 import argparse
@@ -66,6 +66,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 1 if conflicts or any(r.status == "failed" for r in records) else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from cplugins.bench.cli import run_command  # torch is imported only when cases run
+
+    return run_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cplugins", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -77,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "that only happen on import)")
     p_list.add_argument("--json", action="store_true", help="machine-readable output")
     p_list.set_defaults(func=cmd_list)
+    from cplugins.bench.cli import EPILOG, add_arguments  # light: no torch
+
+    p_bench = sub.add_parser(
+        "bench", help="time plugin modules against their baselines (CPU or GPU)",
+        description="Benchmark forward / forward+backward (or a detector's train step and "
+                    "inference) against a baseline, with FLOPs, memory and a JSON record.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p_bench)
+    p_bench.set_defaults(func=cmd_bench)
+    from cplugins.templates.cli import add_parsers as add_template_parsers  # light: no torch
+
+    add_template_parsers(sub)
     return parser
 
 

@@ -19,6 +19,7 @@ import pluggy
 if TYPE_CHECKING:
     from cplugins.bench.case import BenchmarkCase
     from cplugins.spec import ModuleSpec
+    from cplugins.templates.model import Template
 
 PROJECT_NAME = "cplugins"
 
@@ -46,4 +47,15 @@ def cplugins_benchmark_cases() -> list[BenchmarkCase]:
     module config to time, its baseline, the registry scope and an input generator spec
     (e.g. the four ResNet-50 feature maps of an 800x1216 image for a neck). Must stay light
     like :func:`cplugins_modules`: no torch import; the tensors are built when a case runs.
+    """
+
+
+@hookspec
+def cplugins_templates() -> list[Template]:
+    """Declare training templates for ``cplugins templates`` / ``cplugins render`` (optional).
+
+    Return a list of :class:`~cplugins.templates.model.Template`: a name, a task, a base
+    config, typed hyperparameters and a ``"package.module:function"`` render target that
+    turns validated hyperparameters into an mmengine config. Must stay light like
+    :func:`cplugins_modules`: the render target is imported only when rendering.
     """

@@ -58,6 +58,13 @@ class ProgressHook(Hook):
         self._show(f"val   [{_bar(batch_idx + 1, total)}] {batch_idx + 1}/{total}",
                    batch_idx + 1, total, force_newline_at_end=True)
 
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        if metrics:
+            shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                              for k, v in metrics.items())
+            self.stream.write(f"val   metrics at iter {runner.iter}: {shown}\n")
+            self.stream.flush()
+
     def _show(self, line: str, done: int, total: int, force_newline_at_end: bool = False) -> None:
         if self.stream.isatty():
             end = "\n" if done == total else ""

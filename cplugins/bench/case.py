@@ -77,6 +77,7 @@ class BenchmarkCase:
         scope: registry scope the configs are built in (``"mmdet"``, ``"mmpretrain"``, ...).
         kind: ``"module"`` or ``"detector"``.
         config: the detector config (path or ``"mmdet::..."``), only with ``kind="detector"``.
+        baseline_config: the baseline's detector config when it differs from ``config``.
         train_method: method called for forward+backward (``"loss"`` for mmpretrain heads,
             whose generator then supplies loss inputs); forward timing always calls ``forward``.
         weight_sync: ``"package.module:func"`` called as ``func(module, baseline)`` after both
@@ -96,6 +97,7 @@ class BenchmarkCase:
     scope: str = "mmdet"
     kind: str = "module"
     config: str | None = None
+    baseline_config: str | None = None
     train_method: str = "forward"
     weight_sync: str | None = None
     equivalent: bool = False
@@ -130,9 +132,12 @@ class BenchmarkCase:
             if not isinstance(self.config, str) or not self.config:
                 raise ValueError(f"benchmark case {self.name!r}: a detector case needs "
                                  f"config='path/or/mmdet::config.py', got {self.config!r}")
-        elif self.config is not None:
-            raise ValueError(f"benchmark case {self.name!r}: config={self.config!r} is only "
-                             "used with kind='detector'")
+            if self.baseline_config is not None and self.baseline is None:
+                raise ValueError(f"benchmark case {self.name!r}: baseline_config needs a "
+                                 "baseline (cfg-options for it, {} for none)")
+        elif self.config is not None or self.baseline_config is not None:
+            raise ValueError(f"benchmark case {self.name!r}: config / baseline_config are "
+                             "only used with kind='detector'")
         if not isinstance(self.train_method, str) or not self.train_method.isidentifier():
             raise ValueError(f"benchmark case {self.name!r}: train_method must be a method "
                              f"name, got {self.train_method!r}")
@@ -164,6 +169,7 @@ class BenchmarkCase:
         """JSON-friendly description (what the JSON record stores)."""
         return {
             "name": self.name, "kind": self.kind, "scope": self.scope, "config": self.config,
+            "baseline_config": self.baseline_config,
             "module": _jsonable(self.module), "baseline": _jsonable(self.baseline),
             "baseline_label": self.baseline_label, "inputs": _jsonable(self.inputs),
             "train_method": self.train_method, "weight_sync": self.weight_sync,

@@ -318,7 +318,7 @@ class AugFPN(FPN):
         if len(inputs) != len(self.in_channels):
             raise ValueError(
                 f"AugFPN expects one feature map per in_channels entry "
-                f"(len(in_channels)={len(self.in_channels)}), got {len(inputs)}"
+                f"(len(in_channels)={len(self.in_channels)}), got {len(inputs)} feature maps"
             )
         laterals = [
             lateral_conv(inputs[i + self.start_level])

@@ -364,7 +364,8 @@ def test_builds_from_mmdet_registry():
     """``type='AugFPN'`` builds from mmdet's MODELS (by hand when not activated)."""
     from mmdet.registry import MODELS
 
-    (spec,) = plugin.cplugins_modules()
+    (spec,) = [s for s in plugin.cplugins_modules() if s.name == "AugFPN"]
+    assert spec.target == "cplugins_augfpn.augfpn:AugFPN"
     if not ACTIVATED:
         MODELS.register_module(name=spec.name, module=AugFPN, force=True)
     neck = MODELS.build(dict(type="AugFPN", in_channels=CHANNELS, out_channels=OUT, num_outs=5,

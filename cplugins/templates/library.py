@@ -1,0 +1,400 @@
+"""The built-in templates: declarations only (contributed by ``cplugins.builtin``).
+
+Each template names its base config, its typed hyperparameters (defaults and ranges as the
+training platform documents them) and a render function in ``cplugins.templates.<task>``.
+Importing this module imports no torch, numpy or mmengine.
+"""
+from __future__ import annotations
+
+import os.path as osp
+from collections.abc import Mapping
+from typing import Any
+
+from cplugins.templates.model import (
+    Check,
+    Hyperparameter,
+    Template,
+    check_image_size_aspect,
+    check_one_start,
+    check_order,
+)
+from cplugins.templates.weights import check_source, is_url
+
+H = Hyperparameter
+_DET = "cplugins.templates.detection:"
+_CLS = "cplugins.templates.classification:"
+
+
+# --- shared hyperparameters (detection) ------------------------------------------------------
+def image_size(default: list[int], minimum: int = 32, maximum: int = 2048,
+               step: int | None = None) -> H:
+    return H("image_size", "int_list", default,
+             "one value: the shorter side (aspect kept); two: exact height, width "
+             "(needs keep_aspect_ratio=false)", minimum=minimum, maximum=maximum, step=step,
+             min_items=1, max_items=2)
+
+
+def keep_aspect_ratio() -> H:
+    return H("keep_aspect_ratio", "bool", True,
+             "resize keeping the aspect ratio (shorter side = image_size)")
+
+
+def max_aspect_ratio(default: float = 1333 / 800) -> H:
+    return H("max_aspect_ratio", "float", round(default, 4),
+             "longer side is at most this times the shorter one", minimum=1.0, maximum=5.0)
+
+
+def batch_size(default: int, maximum: int = 32) -> H:
+    return H("batch_size", "int", default, "images per training iteration", minimum=1,
+             maximum=maximum)
+
+
+def num_epochs(default: int, maximum: int = 200) -> H:
+    return H("num_epochs", "int", default, "training epochs", minimum=1, maximum=maximum)
+
+
+def min_samples_per_epoch() -> H:
+    return H("min_samples_per_epoch", "int", 0,
+             "repeat a small training set until an epoch has this many samples (0: off)",
+             minimum=0)
+
+
+def per_item_lrate(default: float) -> H:
+    return H("per_item_lrate", "float", default,
+             "learning rate per image: lrate = batch_size * per_item_lrate", minimum=0.0)
+
+
+def pretrained_detector() -> H:
+    return H("pretrained_weights", "choice", "none",
+             "start from the OpenMMLab COCO checkpoint of this model (coco) or from scratch",
+             choices=("none", "coco"))
+
+
+def frozen_stages() -> H:
+    return H("frozen_stages", "int", 1, "backbone stages kept frozen (stem + stages 1..N)",
+             minimum=1, maximum=4)
+
+
+def random_resize(lower: int, upper: int, step: int | None = None,
+                  what: str = "shorter side") -> tuple[H, H]:
+    return (H("random_resize_lower", "int", lower,
+              f"multi-scale training: smallest {what} (0 with upper 0: off)", minimum=0,
+              maximum=2048, step=step),
+            H("random_resize_upper", "int", upper,
+              f"multi-scale training: largest {what} (0 with lower 0: off)", minimum=0,
+              maximum=2048, step=step))
+
+
+def load_from() -> H:
+    return H("load_from", "str", "",
+             "checkpoint to start from: '' (none), 'coco' where the template has one, an "
+             "http(s) URL or a local file")
+
+
+def use_perclass_regression() -> H:
+    return H("use_perclass_regression", "bool", True,
+             "one box regressor per class (false: class-agnostic boxes)")
+
+
+def anchor_ratios(default: list[float]) -> H:
+    return H("anchor_ratios", "float_list", default, "anchor height/width ratios",
+             minimum=0.05, maximum=20.0, min_items=1, max_items=9)
+
+
+def use_focal_loss() -> H:
+    return H("use_focal_loss", "bool", True,
+             "classification loss: sigmoid focal loss (true) or OHEM cross-entropy, 3 hard "
+             "negatives per positive (false)")
+
+
+# --- shared hyperparameters (classification) -------------------------------------------------
+def logreg() -> H:
+    return H("logreg", "choice", 1,
+             "0: softmax (one label an image); 1: independent sigmoids (multi-label)",
+             choices=(0, 1))
+
+
+def clarifai_image_size(default: int = 224) -> H:
+    return H("image_size", "int", default, "training crop / test centre crop side",
+             minimum=32, maximum=1024, step=16)
+
+
+def num_items_per_epoch() -> H:
+    return H("num_items_per_epoch", "int", 0,
+             "images an epoch consists of (0: one pass over the training set)", minimum=0)
+
+
+# --- checks ------------------------------------------------------------------------------------
+def check_weights(name: str, aliases: tuple[str, ...]) -> Check:
+    """``name`` is '', one of ``aliases``, a URL or an existing local file."""
+
+    def check(values: Mapping[str, Any]) -> list[str]:
+        error = check_source(name, values.get(name, ""), dict.fromkeys(aliases, ""))
+        return [error] if error else []
+
+    return check
+
+
+def check_yolox_coco(values: Mapping[str, Any]) -> list[str]:
+    sizes = ("tiny", "s", "l", "x")
+    if values.get("pretrained_weights") == "coco" and values["model_size"] not in sizes:
+        return [f"pretrained_weights='coco' with model_size={values['model_size']!r}: OpenMMLab "
+                f"publishes COCO checkpoints for model_size {', '.join(sizes)}; choose one of "
+                "those or pretrained_weights='none'"]
+    if values.get("load_from") == "coco" and values["model_size"] not in sizes:
+        return [f"load_from='coco' with model_size={values['model_size']!r}: no COCO "
+                f"checkpoint; allowed model sizes: {', '.join(sizes)}"]
+    return []
+
+
+def check_epochs(values: Mapping[str, Any]) -> list[str]:
+    init, total = values["init_epochs"], values["num_epochs"]
+    if init > total:
+        return [f"init_epochs={init} > num_epochs={total}: the first learning-rate step must "
+                "come before the end of training (init_epochs <= num_epochs)"]
+    return []
+
+
+def check_config_file(values: Mapping[str, Any]) -> list[str]:
+    path = values.get("config", "")
+    if not path.endswith(".py"):
+        return [f"config={path!r}: not a Python config file; allowed: a path to an existing "
+                ".py config"]
+    if not osp.isfile(osp.expanduser(path)):
+        return [f"config={path!r}: no such file; allowed: a path to an existing .py config"]
+    return []
+
+
+def check_load_from_url(values: Mapping[str, Any]) -> list[str]:
+    value = values.get("load_from", "")
+    if value == "coco":
+        return ["load_from='coco': this template has no OpenMMLab COCO checkpoint; allowed: "
+                "'' (none), an http(s) URL or a local checkpoint file"]
+    return check_weights("load_from", ())(values) if value and not is_url(value) else []
+
+
+# --- the templates -----------------------------------------------------------------------------
+def _detection_checks(*extra: Check) -> tuple[Check, ...]:
+    return (check_image_size_aspect, check_order("random_resize_lower", "random_resize_upper",
+                                                 zero_disables=True), *extra)
+
+
+def _two_stage(name: str, base: str, description: str, plugins: tuple[str, ...] = (),
+               notes: str = "") -> Template:
+    return Template(
+        name=name, task="detection", base=base, render=_DET + "render_faster_rcnn",
+        description=description, plugins=plugins, notes=notes,
+        hyperparameters=(
+            image_size([800]), keep_aspect_ratio(), max_aspect_ratio(), batch_size(2),
+            num_epochs(12), min_samples_per_epoch(), per_item_lrate(0.02 / 16),
+            pretrained_detector(), frozen_stages(), *random_resize(0, 0), load_from(),
+            use_perclass_regression(), anchor_ratios([0.5, 1.0, 2.0])),
+        checks=_detection_checks(check_weights("load_from", ("coco",)),
+                                 check_one_start("pretrained_weights", "load_from")))
+
+
+def detection_templates() -> list[Template]:
+    yolox = Template(
+        name="MMDetection_YOLOX", task="detection",
+        base="mmdet::yolox/yolox_s_8xb8-300e_coco.py", render=_DET + "render_yolox",
+        description="YOLOX (anchor-free, Mosaic/MixUp, multi-scale batches); sizes tiny..x",
+        hyperparameters=(
+            H("model_size", "choice", "s", "YOLOX width/depth: tiny, s, m, l or x",
+              choices=("tiny", "s", "m", "l", "x")),
+            H("image_size", "int", 640, "square training/test size (Mosaic canvas side)",
+              minimum=128, maximum=1280, step=32),
+            batch_size(8), num_epochs(100), min_samples_per_epoch(),
+            per_item_lrate(0.01 / 64), pretrained_detector(),
+            *random_resize(480, 800, step=32, what="batch size side"), load_from()),
+        checks=(check_order("random_resize_lower", "random_resize_upper", zero_disables=True),
+                check_weights("load_from", ("coco",)),
+                check_one_start("pretrained_weights", "load_from"), check_yolox_coco),
+        notes="Epoch-based schedule, warm-up, cosine decay and the final no-augmentation "
+              "epochs are rescaled from mmdet's 300-epoch recipe to num_epochs.")
+    yolof = Template(
+        name="MMDetection_YOLOF", task="detection",
+        base="mmdet::yolof/yolof_r50-c5_8xb8-1x_coco.py", render=_DET + "render_yolof",
+        description="YOLOF: ResNet-50 C5 + dilated encoder, single-level anchors",
+        hyperparameters=(
+            image_size([800]), keep_aspect_ratio(), max_aspect_ratio(), batch_size(8),
+            num_epochs(12), min_samples_per_epoch(), per_item_lrate(0.12 / 64),
+            pretrained_detector(), frozen_stages(), *random_resize(0, 0), load_from(),
+            anchor_ratios([1.0])),
+        checks=_detection_checks(check_weights("load_from", ("coco",)),
+                                 check_one_start("pretrained_weights", "load_from")))
+    ssd = Template(
+        name="MMDetection_SSD", task="detection", base="mmdet::ssd/ssd300_coco.py",
+        render=_DET + "render_ssd",
+        description="SSD with a VGG-16 backbone, 300x300 or 512x512 input",
+        hyperparameters=(
+            H("image_size", "choice", 300, "input side: 300 (SSD300) or 512 (SSD512)",
+              choices=(300, 512)),
+            batch_size(8), num_epochs(24), min_samples_per_epoch(),
+            per_item_lrate(0.002 / 64), pretrained_detector(), load_from()),
+        checks=(check_weights("load_from", ("coco",)),
+                check_one_start("pretrained_weights", "load_from")))
+    faster = _two_stage(
+        "MMDetection_FasterRCNN", "mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py",
+        "Faster R-CNN, ResNet-50 + FPN")
+    augfpn = _two_stage(
+        "MMDetection_AugFPN", "configs/augfpn/faster-rcnn_r50_augfpn_1x_coco.py",
+        "Faster R-CNN, ResNet-50 + the full AugFPN (cplugins-augfpn)", ("cplugins_augfpn",),
+        notes="pretrained_weights='coco' loads mmdet's Faster R-CNN R50-FPN COCO checkpoint: "
+              "backbone, FPN layers and heads start trained, the AugFPN additions do not.")
+    retina_hps = (keep_aspect_ratio(), max_aspect_ratio(), batch_size(8), num_epochs(12),
+                  min_samples_per_epoch(), per_item_lrate(0.01 / 16))
+    inception_v2 = Template(
+        name="Clarifai_InceptionV2", task="detection",
+        base="configs/templates/retinanet_bninception_fpn_1x_coco.py",
+        render=_DET + "render_retinanet", plugins=("cplugins_inception",),
+        description="RetinaNet on a BN-Inception backbone, multi-scale training",
+        hyperparameters=(image_size([512]), *retina_hps, *random_resize(384, 640),
+                         load_from(), use_focal_loss(), anchor_ratios([0.5, 1.0, 2.0])),
+        checks=_detection_checks(check_load_from_url),
+        notes="No OpenMMLab checkpoint exists for this model: load_from takes a URL or a "
+              "local file.")
+    inception_v4 = Template(
+        name="Clarifai_InceptionV4", task="detection",
+        base="configs/templates/retinanet_inceptionv4_fpn_1x_coco.py",
+        render=_DET + "render_retinanet", plugins=("cplugins_inception",),
+        description="RetinaNet on an InceptionV4 backbone",
+        hyperparameters=(
+            H("image_size", "choice", 512,
+              "shorter side (keep_aspect_ratio) or square side: 320, 512 or 800",
+              choices=(320, 512, 800)),
+            *retina_hps, load_from(), use_focal_loss(), anchor_ratios([0.5, 1.0, 2.0])),
+        checks=(check_load_from_url,),
+        notes="No OpenMMLab checkpoint exists for this model: load_from takes a URL or a "
+              "local file.")
+    msc10 = Template(
+        name="Detection_MSC10", task="detection",
+        base="configs/templates/retinanet_r50_fpn_msc10_3x_coco.py",
+        render=_DET + "render_msc10",
+        description="RetinaNet R50-FPN, multi-scale training at 10 discrete scales",
+        hyperparameters=(
+            image_size([640]), keep_aspect_ratio(), max_aspect_ratio(), batch_size(4),
+            num_epochs(36), min_samples_per_epoch(), per_item_lrate(0.01 / 16),
+            pretrained_detector(), frozen_stages(), *random_resize(480, 768), load_from(),
+            use_focal_loss(), anchor_ratios([0.5, 1.0, 2.0])),
+        checks=_detection_checks(check_weights("load_from", ("coco",)),
+                                 check_one_start("pretrained_weights", "load_from")),
+        notes="MSC10 = Multi-Scale training with 10 scales: each training image is resized to "
+              "a shorter side drawn from 10 evenly spaced values between "
+              "random_resize_lower and random_resize_upper (default 480, 512, ..., 768); "
+              "testing uses image_size. A single-stage RetinaNet keeps it simple and fast; "
+              "coco starts from mmdet's multi-scale 3x RetinaNet checkpoint.")
+    return [yolox, yolof, ssd, faster, augfpn, inception_v2, inception_v4, msc10]
+
+
+def _clarifai_classifier(name: str, base: str, render: str, description: str,
+                         plugins: tuple[str, ...] = (), notes: str = "") -> Template:
+    return Template(
+        name=name, task="classification", base=base, render=_CLS + render,
+        description=description, plugins=plugins, notes=notes,
+        hyperparameters=(
+            logreg(), clarifai_image_size(), batch_size(32, maximum=128),
+            H("init_epochs", "int", 30, "epochs before the first learning-rate step (x0.1)",
+              minimum=1, maximum=200),
+            H("step_epochs", "int", 30, "epochs between later learning-rate steps",
+              minimum=1, maximum=200),
+            num_epochs(90), per_item_lrate(0.1 / 256), num_items_per_epoch()),
+        checks=(check_epochs,))
+
+
+def classification_templates() -> list[Template]:
+    rsb = Template(
+        name="MMClassification_ResNet_50_RSB_A1", task="classification",
+        base="mmpretrain::resnet/resnet50_8xb256-rsb-a1-600e_in1k.py",
+        render=_CLS + "render_rsb_a1",
+        description="ResNet-50, 'ResNet strikes back' A1 recipe (LAMB, BCE, Mixup/CutMix)",
+        hyperparameters=(
+            H("image_size", "int", 224, "training crop / test centre crop side", minimum=32,
+              maximum=1024),
+            batch_size(256, maximum=256), num_epochs(600, maximum=600),
+            per_item_lrate(0.005 / 2048),
+            H("weight_decay", "float", 0.01, "LAMB weight decay", minimum=0.0, maximum=1.0),
+            H("per_item_min_lrate", "float", 1e-6 / 2048,
+              "floor of the cosine decay per image (x batch_size)", minimum=0.0),
+            H("warmup_iters", "int", 3125, "linear warm-up iterations (0: none)", minimum=0),
+            H("warmup_ratio", "float", 1e-4, "learning-rate factor at the start of warm-up",
+              minimum=0.0, maximum=1.0),
+            H("pretrained_weights", "str", "none",
+              "backbone start: none, ImageNet-1k (OpenMMLab RSB-A1 checkpoint), an http(s) "
+              "URL or a local checkpoint file"),
+            H("flip_probability", "float", 0.5, "probability of a random flip", minimum=0.0,
+              maximum=1.0),
+            H("flip_direction", "choice", "horizontal", "direction of the random flip",
+              choices=("horizontal", "vertical"))),
+        checks=(check_weights("pretrained_weights", ("none", "ImageNet-1k")),))
+    inception_bn = _clarifai_classifier(
+        "Clarifai_InceptionBatchNorm", "configs/templates/bninception_8xb32_in1k.py",
+        "render_inception_bn", "BN-Inception, Caffe layout (conv biases), step decay",
+        ("cplugins_inception",),
+        notes="BN-Inception as first published (Caffe: every conv has a bias before its BN).")
+    inception_v2 = _clarifai_classifier(
+        "Clarifai_InceptionV2", "configs/templates/bninception_8xb32_in1k.py",
+        "render_inception_v2", "BN-Inception ('InceptionV2'), no conv bias before BN",
+        ("cplugins_inception",),
+        notes="The same network as Clarifai_InceptionBatchNorm without the 10,016 redundant "
+              "conv biases in front of batch norms.")
+    resnext = _clarifai_classifier(
+        "Clarifai_ResNext", "mmpretrain::resnext/resnext50-32x4d_8xb32_in1k.py",
+        "render_resnext", "ResNeXt-50 (32x4d), step decay")
+    embednorm = Template(
+        name="Clarifai_InceptionTransferEmbedNorm", task="classification",
+        base="configs/templates/inceptionv4-embednorm_8xb32_in1k.py",
+        render=_CLS + "render_embednorm",
+        plugins=("cplugins_inception", "cplugins_embednorm"),
+        description="InceptionV4 + normalized-embedding cosine head for transfer learning",
+        hyperparameters=(
+            logreg(), clarifai_image_size(288), batch_size(32, maximum=128),
+            H("lrate", "float", 0.01, "learning rate per minibatch (head)", minimum=0.0),
+            H("base_gradient_multiplier", "float", 0.1,
+              "backbone learning rate = lrate * this (0 freezes it in effect)", minimum=0.0,
+              maximum=10.0),
+            num_epochs(30), num_items_per_epoch(),
+            H("average_horizontal_flips", "bool", True,
+              "test time: average the embeddings of an image and its horizontal flip"),
+            H("load_from", "str", "",
+              "checkpoint to transfer from: '' (none), an http(s) URL or a local file")),
+        checks=(check_weights("load_from", ()),),
+        notes="Cosine learning-rate decay over num_epochs.")
+    return [rsb, inception_bn, inception_v2, resnext, embednorm]
+
+
+def segmentation_templates() -> list[Template]:
+    segformer = Template(
+        name="MMSegmentation_SegFormer", task="segmentation",
+        base="mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py",
+        render="cplugins.templates.segmentation:render_segformer",
+        description="SegFormer with a MiT-b0 encoder",
+        hyperparameters=(
+            H("image_size", "int", 512, "training crop side (test: shorter side)", minimum=32,
+              maximum=2048, step=32),
+            batch_size(8), num_epochs(50), per_item_lrate(6e-5 / 16),
+            H("weight_decay", "float", 0.01, "AdamW weight decay", minimum=0.0, maximum=1.0),
+            H("warmup_iters", "int", 1500, "linear warm-up iterations (0: none)", minimum=0),
+            H("pretrained_weights", "str", "none",
+              "encoder start: none, ImageNet-1k (OpenMMLab MiT-b0), an http(s) URL or a local "
+              "checkpoint file")),
+        checks=(check_weights("pretrained_weights", ("none", "ImageNet-1k")),))
+    return [segformer]
+
+
+def barebones_templates() -> list[Template]:
+    config = H("config", "str", None,
+               "your Python config; _base_ may name mmdet::/mmpretrain::/mmseg:: configs, "
+               "files, or 'template:NAME?hp=value&...'", required=True)
+    render = "cplugins.templates.barebones:render_barebones"
+    return [
+        Template(name, task, "", (config,), render, description, checks=(check_config_file,))
+        for name, task, description in (
+            ("MMDetection", "detection", "your own MMDetection config"),
+            ("MMClassification", "classification", "your own MMPretrain config"),
+            ("MMSegmentation", "segmentation", "your own MMSegmentation config"))]
+
+
+def builtin_templates() -> list[Template]:
+    """Every built-in template."""
+    return [*detection_templates(), *classification_templates(), *segmentation_templates(),
+            *barebones_templates()]

@@ -1,0 +1,302 @@
+"""Soft RoI Selection (AugFPN, Guo et al., CVPR 2020) and all-level RoI pooling.
+
+Instead of assigning each RoI to one pyramid level (:class:`SingleRoIExtractor`), Soft RoI
+Selection pools every RoI from all ``L`` levels and fuses the pooled features with learned,
+per-RoI spatial attention (the paper's adaptive spatial fusion, as in the public code)::
+
+    r_l = RoIAlign_l(P_l, rois)                                  # (K, C, S, S), l < L
+    a   = sigmoid(weight_conv(relu(fuse_conv(cat_l r_l))))       # (K, L, S, S)
+    out = sum_l a[:, l] * r_l                                    # (K, C, S, S)
+
+``fuse_conv`` is 1x1 (L*C -> C'), ``weight_conv`` 3x3 (C' -> L), C' = ``attention_channels``.
+
+Pooling every RoI from every level is done by :func:`pool_all_levels` with two mmcv ``roi_align``
+calls whatever ``L`` is: level 0 on its own, and levels 1..L-1 stacked along the batch axis
+(right/bottom replicate-padded to a common size, RoIs pre-scaled per level, ``spatial_scale=1``).
+RoIs are laid out RoI-major, so the result is a free ``view`` (K, n, C, S, S): no concatenation
+of pooled features, and ``fuse_conv`` runs as one conv per group on that view. The padding does
+not change the result: mmcv's bilinear sampling clamps to the last row/column for sample points
+in ``(h - 1, h]`` (interpolating towards the replicated row gives the same value, up to float
+rounding of a few ulp) and returns 0 beyond ``h``, where the padded map would differ; such points
+only occur for RoIs reaching past a feature map (never for in-image RoIs), which
+:func:`pool_all_levels` checks, falling back to one call per level.
+``benchmarks/reference_srs.py`` is the literal per-level version; the tests compare both.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Real
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.ops import RoIAlign, roi_align
+from mmdet.models.roi_heads.roi_extractors.base_roi_extractor import BaseRoIExtractor
+from torch import Tensor
+
+__all__ = ["AllLevelRoIExtractor", "MultiLevelRoIPooling", "SoftRoIExtractor", "pool_all_levels"]
+
+_XAVIER_INIT = dict(type="Xavier", layer="Conv2d", distribution="uniform")
+#: margin (feature pixels) aligned RoIs keep from a level's bottom/right edge on the padded fast
+#: path; guards against fused-multiply-add rounding differences in the kernels' coordinate maths
+_EDGE_MARGIN = 1e-3
+
+
+def _batchable(layers: Sequence[nn.Module]) -> bool:
+    """True when every layer is mmcv's ``RoIAlign`` (own kernel) with the same settings."""
+    first = layers[0]
+    return all(
+        type(layer) is RoIAlign
+        and not layer.use_torchvision
+        and layer.output_size == first.output_size
+        and layer.sampling_ratio == first.sampling_ratio
+        and layer.pool_mode == first.pool_mode
+        and layer.aligned == first.aligned
+        for layer in layers
+    )
+
+
+def _kernel_scale(layer: RoIAlign, dtype: torch.dtype) -> float:
+    """``spatial_scale`` as the mmcv kernel uses it: a C float, then cast to the input dtype."""
+    return float(torch.tensor(layer.spatial_scale, dtype=torch.float32).to(dtype))
+
+
+def _fits(rois: Tensor, layers: Sequence[RoIAlign], sizes: Sequence[tuple[int, int]]) -> bool:
+    """Whether no sample point of any RoI lies beyond the bottom/right edge of its level.
+
+    Sample points lie in ``[start, start + extent]`` and strictly inside when the extent is
+    positive. Aligned RoIs: ``reach <= size - margin`` (in-image RoIs reach at most
+    ``size - 0.5``; the margin covers fused-multiply-add rounding in the kernels). Unaligned
+    RoIs are at least 1 px wide, so their last sample lies at least 1/14 px before ``reach``:
+    ``reach <= size`` is safe (and RoIs ending exactly at a divisible image edge stay batched).
+    """
+    aligned = layers[0].aligned
+    offset = 0.5 if aligned else 0.0
+    margin = _EDGE_MARGIN if aligned else 0.0
+    limits = []
+    for layer, (h, w) in zip(layers, sizes):
+        scaled = rois[:, 1:] * _kernel_scale(layer, rois.dtype) - offset  # (K, 4) x1 y1 x2 y2
+        start, end = scaled[:, :2], scaled[:, 2:]
+        reach = torch.maximum(start, end) if aligned else torch.maximum(end, start + 1.0)
+        limits.append((reach <= reach.new_tensor([w, h]) - margin).all())
+    return bool(torch.stack(limits).all())
+
+
+def _pool_levels_batched(
+    feats: Sequence[Tensor], rois: Tensor, layers: Sequence[RoIAlign]
+) -> Tensor:
+    """Pool ``rois`` from ``n`` levels in one ``roi_align`` call -> (K, n, C, S, S).
+
+    The levels are replicate-padded to a common size and stacked along the batch axis
+    (level j of image b at index ``j * N + b``); RoIs are repeated RoI-major and scaled per level.
+    The caller guarantees (:func:`_fits`) that no sample point passes a level's real edge.
+    """
+    n, batch = len(feats), feats[0].size(0)
+    height = max(f.size(2) for f in feats)
+    width = max(f.size(3) for f in feats)
+    stacked = torch.cat(
+        [F.pad(f, (0, width - f.size(3), 0, height - f.size(2)), mode="replicate")
+         if f.shape[2:] != (height, width) else f for f in feats]
+    )  # (n*N, C, H, W)
+    k = rois.size(0)
+    scales = rois.new_tensor([_kernel_scale(layer, rois.dtype) for layer in layers])  # (n,)
+    coords = rois[:, None, 1:] * scales[None, :, None]  # (K, n, 4)
+    index = rois[:, None, :1] + (batch * torch.arange(n, device=rois.device, dtype=rois.dtype)
+                                 )[None, :, None]  # (K, n, 1)
+    level_rois = torch.cat([index, coords], dim=2).view(k * n, 5)
+    layer = layers[0]
+    out = roi_align(stacked, level_rois, layer.output_size, 1.0, layer.sampling_ratio,
+                    layer.pool_mode, layer.aligned)  # (K*n, C, S, S)
+    return out.view(k, n, *out.shape[1:])
+
+
+def pool_all_levels(
+    feats: Sequence[Tensor], rois: Tensor, layers: Sequence[nn.Module]
+) -> list[Tensor]:
+    """Pool every RoI from every level.
+
+    Args:
+        feats: ``L`` maps (N, C, H_l, W_l), finest first.
+        rois: (K, 5) ``[batch_index, x1, y1, x2, y2]`` in image coordinates.
+        layers: ``L`` RoI layers (``layers[l].spatial_scale`` is ``1 / stride_l``).
+
+    Returns:
+        Groups of consecutive levels, in level order, each (K, n_g, C, S, S) with
+        ``sum_g n_g == L``: ``[level 0, levels 1..L-1]`` on the batched path (two mmcv
+        ``roi_align`` calls), one group per level otherwise (any RoI layer, one call each).
+    """
+    if _batchable(layers) and len(feats) > 1:
+        rest, rest_layers = feats[1:], layers[1:]
+        padded = (max(f.size(2) for f in rest), max(f.size(3) for f in rest))
+        uneven = [(f.size(2), f.size(3)) != padded for f in rest]
+        if not any(uneven) or _fits(
+            rois, [lay for lay, u in zip(rest_layers, uneven) if u],
+            [(f.size(2), f.size(3)) for f, u in zip(rest, uneven) if u],
+        ):
+            first = layers[0](feats[0], rois)
+            return [first.unsqueeze(1), _pool_levels_batched(rest, rois, rest_layers)]
+    return [layer(f, rois).unsqueeze(1) for layer, f in zip(layers, feats)]
+
+
+def _check_extractor_args(
+    name: str, out_channels: int, featmap_strides: Sequence[Real]
+) -> list[int | float]:
+    if isinstance(out_channels, bool) or not isinstance(out_channels, int) or out_channels <= 0:
+        raise ValueError(f"{name}: out_channels must be a positive int, got {out_channels!r}")
+    if (
+        isinstance(featmap_strides, (str, bytes))
+        or not isinstance(featmap_strides, Sequence)
+        or not featmap_strides
+        or not all(isinstance(s, Real) and not isinstance(s, bool) and s > 0
+                   for s in featmap_strides)
+    ):
+        raise ValueError(
+            f"{name}: featmap_strides must be a non-empty list of positive numbers (one per "
+            f"pyramid level, e.g. [4, 8, 16, 32]), got {featmap_strides!r}"
+        )
+    return list(featmap_strides)
+
+
+class MultiLevelRoIPooling(BaseRoIExtractor):
+    """Base of the extractors that pool every RoI from every one of ``len(featmap_strides)``
+    levels: argument checks, input checks and :meth:`pool_groups` (``forward`` is subclasses').
+
+    Args:
+        roi_layer: RoI layer config, e.g. ``dict(type='RoIAlign', output_size=7,
+            sampling_ratio=2)``; mmcv's ``RoIAlign`` takes the batched path.
+        out_channels: channels ``C`` of every input level.
+        featmap_strides: stride of each level, finest first, e.g. ``[4, 8, 16, 32]``.
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(
+        self,
+        roi_layer: dict,
+        out_channels: int,
+        featmap_strides: Sequence[int],
+        init_cfg: dict | list[dict] | None = None,
+    ) -> None:
+        strides = _check_extractor_args(type(self).__name__, out_channels, featmap_strides)
+        super().__init__(roi_layer=roi_layer, out_channels=out_channels,
+                         featmap_strides=strides, init_cfg=init_cfg)
+        self.output_size: tuple[int, int] = tuple(self.roi_layers[0].output_size)
+
+    def _prepare(
+        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None
+    ) -> tuple[list[Tensor], Tensor]:
+        """Check the inputs; the first ``num_inputs`` levels and (rescaled) RoIs."""
+        name = type(self).__name__
+        if len(feats) < self.num_inputs:
+            raise ValueError(
+                f"{name} has featmap_strides={self.featmap_strides} ({self.num_inputs} levels) "
+                f"but got {len(feats)} feature maps"
+            )
+        feats = list(feats[: self.num_inputs])
+        for i, f in enumerate(feats):
+            if f.dim() != 4 or f.size(1) != self.out_channels:
+                raise ValueError(
+                    f"{name}: feats[{i}] has shape {tuple(f.shape)}; expected "
+                    f"(N, out_channels={self.out_channels}, H, W)"
+                )
+        if rois.dim() != 2 or rois.size(1) != 5:
+            raise ValueError(f"{name}: rois must be (K, 5), got {tuple(rois.shape)}")
+        rois = rois.type_as(feats[0])
+        if roi_scale_factor is not None:
+            rois = self.roi_rescale(rois, roi_scale_factor)
+        return feats, rois
+
+    def pool_groups(
+        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
+    ) -> list[Tensor]:
+        """:func:`pool_all_levels` of the checked inputs: groups (K, n_g, C, S, S)."""
+        feats, rois = self._prepare(feats, rois, roi_scale_factor)
+        return pool_all_levels(feats, rois, self.roi_layers)
+
+
+class AllLevelRoIExtractor(MultiLevelRoIPooling):
+    """Pools every RoI from every level: ``forward(feats, rois)`` -> (K, L, C, S, S).
+
+    Consistent Supervision (:class:`~cplugins_augfpn.consistent_supervision.CSRoIHead`) uses it
+    on the pre-fusion laterals. Arguments as :class:`MultiLevelRoIPooling`.
+    """
+
+    def forward(
+        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
+    ) -> Tensor:
+        """``L`` maps (N, C, H_l, W_l) and (K, 5) RoIs -> (K, L, C, S, S)."""
+        groups = self.pool_groups(feats, rois, roi_scale_factor)
+        return groups[0] if len(groups) == 1 else torch.cat(groups, dim=1)
+
+
+class SoftRoIExtractor(MultiLevelRoIPooling):
+    """Soft RoI Selection: all-level pooling fused by per-RoI spatial attention (AugFPN).
+
+    A drop-in replacement of mmdet's ``SingleRoIExtractor`` (same ``roi_layer``,
+    ``out_channels``, ``featmap_strides``; ``forward(feats, rois) -> (K, C, S, S)``).
+
+    Args:
+        roi_layer: RoI layer config (mmcv ``RoIAlign`` takes the batched path).
+        out_channels: channels ``C`` of every pyramid level (and of the output).
+        featmap_strides: stride of each level, finest first. With a single level there is
+            nothing to select: the output is that level's RoI layer output, and no attention
+            parameters are created.
+        attention_channels: hidden channels ``C'`` of the attention (default ``C``, as in the
+            public code).
+        init_cfg: defaults to Xavier-uniform convs (the public code's ``init_weights``).
+    """
+
+    def __init__(
+        self,
+        roi_layer: dict,
+        out_channels: int,
+        featmap_strides: Sequence[int],
+        attention_channels: int | None = None,
+        init_cfg: dict | list[dict] | None = _XAVIER_INIT,
+    ) -> None:
+        super().__init__(roi_layer=roi_layer, out_channels=out_channels,
+                         featmap_strides=featmap_strides, init_cfg=init_cfg)
+        if attention_channels is None:
+            attention_channels = out_channels
+        if (isinstance(attention_channels, bool) or not isinstance(attention_channels, int)
+                or attention_channels <= 0):
+            raise ValueError(
+                f"SoftRoIExtractor: attention_channels must be a positive int or None, "
+                f"got {attention_channels!r}"
+            )
+        self.attention_channels = attention_channels
+        levels = self.num_inputs
+        if levels > 1:
+            self.fuse_conv = nn.Conv2d(levels * out_channels, attention_channels, 1)
+            self.weight_conv = nn.Conv2d(attention_channels, levels, 3, padding=1)
+
+    def forward(
+        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
+    ) -> Tensor:
+        """``L`` maps (N, C, H_l, W_l) and (K, 5) RoIs -> fused RoI features (K, C, S, S)."""
+        feats, rois = self._prepare(feats, rois, roi_scale_factor)
+        if self.num_inputs == 1:
+            return self.roi_layers[0](feats[0], rois)
+        k, c = rois.size(0), self.out_channels
+        if k == 0:  # keep every parameter in the graph (distributed training)
+            dummy = sum(p.view(-1)[0] for p in self.parameters()) * 0.0
+            return feats[0].new_zeros(0, c, *self.output_size) + dummy
+        groups = pool_all_levels(feats, rois, self.roi_layers)
+        # fuse_conv(cat_l r_l) = sum over groups of its weight slice applied to the group's
+        # RoI-major (K, n*C, S, S) view: no concatenated copy of the pooled features
+        weight, bias = self.fuse_conv.weight, self.fuse_conv.bias
+        hidden, first = None, 0
+        for group in groups:
+            n = group.size(1)
+            part = F.conv2d(group.view(k, n * c, *self.output_size),
+                            weight[:, first * c:(first + n) * c],
+                            bias if hidden is None else None)
+            hidden = part if hidden is None else hidden + part
+            first += n
+        attention = torch.sigmoid(self.weight_conv(F.relu(hidden)))  # (K, L, S, S)
+        out, first = None, 0
+        for group in groups:
+            n = group.size(1)
+            part = (group * attention[:, first:first + n, None]).sum(dim=1)
+            out = part if out is None else out + part
+            first += n
+        return out

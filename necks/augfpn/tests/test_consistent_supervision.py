@@ -1,0 +1,340 @@
+"""Consistent Supervision in two-stage and one-stage detectors: auxiliary loss terms in training,
+no auxiliary computation at inference, gradient paths, equivalence with the stock detectors at
+weight 0, and construction errors. Tiny detectors on 96x128 shapes images (CPU, about 20 s).
+"""
+from __future__ import annotations
+
+import copy
+
+import cplugins_augfpn  # noqa: F401  (imports cplugins first, registers the modules)
+import pytest
+import torch
+from cplugins_augfpn.consistent_supervision import (
+    CSRoIHead,
+    CSSingleStageDetector,
+    CSTwoStageDetector,
+)
+from cplugins_augfpn.soft_roi_extractor import AllLevelRoIExtractor, SoftRoIExtractor
+
+STOCK_RCNN_KEYS = {"loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "acc", "loss_bbox"}
+AUX_RCNN_KEYS = {"aux_loss_cls", "aux_acc", "aux_loss_bbox"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def count_calls(*modules: torch.nn.Module) -> list[int]:
+    """A list whose entries count the forward calls of ``modules`` from now on."""
+    counts = [0] * len(modules)
+    for i, module in enumerate(modules):
+        module.register_forward_hook(lambda *_, i=i: counts.__setitem__(i, counts[i] + 1))
+    return counts
+
+
+def total(losses: dict, prefix: str = "") -> torch.Tensor:
+    """Sum of the ``loss`` terms whose name starts with ``prefix`` (lists summed too)."""
+    out = 0.0
+    for key, value in losses.items():
+        if "loss" in key and key.startswith(prefix):
+            out = out + (sum(value) if isinstance(value, (list, tuple)) else value)
+    return out
+
+
+def seeded_loss(model, data: dict) -> dict:
+    torch.manual_seed(123)  # the RoI sampler draws from torch's generator
+    return model.loss(data["inputs"], copy.deepcopy(data["data_samples"]))
+
+
+# ------------------------------------------------------------------------------ two-stage
+def test_two_stage_training_has_aux_terms_inference_does_not_compute_them(
+        faster_rcnn_cfg, build_detector, det_batch):
+    model = build_detector(faster_rcnn_cfg(extractor="SoftRoIExtractor"))
+    assert isinstance(model, CSTwoStageDetector) and isinstance(model.roi_head, CSRoIHead)
+    assert isinstance(model.roi_head.bbox_roi_extractor, SoftRoIExtractor)
+    assert isinstance(model.roi_head.aux_roi_extractor, AllLevelRoIExtractor)
+    head = model.roi_head
+    calls = count_calls(head.aux_roi_extractor, head.aux_bbox_head, head.bbox_head)
+
+    model.train()
+    data = det_batch(model)
+    losses = seeded_loss(model, data)
+    assert set(losses) == STOCK_RCNN_KEYS | AUX_RCNN_KEYS
+    assert calls == [1, 1, 1]
+    assert all(torch.isfinite(total(losses, k)) for k in ("", "aux_"))
+    total(losses).backward()
+    # every parameter of the neck and heads (ResNet zero-inits its blocks' last BN, which
+    # zeroes the first step's gradients inside the blocks; its stem still gets some)
+    assert model.backbone.conv1.weight.grad.abs().sum() > 0
+    for name, p in model.named_parameters():
+        if not name.startswith("backbone."):
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+    model.eval()
+    val = det_batch(model, "val")
+    with torch.no_grad():
+        results = model.predict(val["inputs"], val["data_samples"])
+    assert calls == [1, 1, 2]  # the main head ran, the auxiliary branch did not
+    assert len(results) == 2 and all("pred_instances" in r for r in results)
+
+
+def test_two_stage_train_steps_update_the_auxiliary_head(faster_rcnn_cfg, build_detector,
+                                                         shapes_items):
+    """Real optimisation steps (mmengine train_step): aux terms logged, aux head learns."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import build_optim_wrapper
+
+    model = build_detector(faster_rcnn_cfg(extractor="SoftRoIExtractor"))
+    wrapper = build_optim_wrapper(model, dict(type="OptimWrapper",
+                                              optimizer=dict(type="AdamW", lr=1e-3)))
+    before = model.roi_head.aux_bbox_head.fc_cls.weight.detach().clone()
+    model.train()
+    for _ in range(2):
+        log = model.train_step(pseudo_collate(copy.deepcopy(shapes_items["train"][:2])), wrapper)
+    assert {"aux_loss_cls", "aux_loss_bbox", "aux_acc"} <= set(log)
+    assert torch.isfinite(log["loss"])
+    assert not torch.equal(before, model.roi_head.aux_bbox_head.fc_cls.weight)
+
+
+def test_aux_loss_supervises_the_pre_fusion_laterals(faster_rcnn_cfg, build_detector, det_batch):
+    """The auxiliary terms alone reach the laterals (and RFA), not the fused outputs' convs."""
+    model = build_detector(faster_rcnn_cfg())
+    model.train()
+    losses = seeded_loss(model, det_batch(model))
+    total(losses, "aux_").backward()
+    neck = model.neck
+    assert all(c.conv.weight.grad.abs().sum() > 0 for c in neck.lateral_convs)
+    assert all(c.weight.grad.abs().sum() > 0 for c in neck.rfa.pool_convs)
+    assert all(c.conv.weight.grad is None for c in neck.fpn_convs)
+    assert all(p.grad is None for p in model.rpn_head.parameters())
+    assert all(p.grad is None for p in model.roi_head.bbox_head.parameters())
+    assert all(p.grad is not None for p in model.roi_head.aux_bbox_head.parameters())
+
+
+def test_aux_targets_are_the_main_targets_on_every_level(faster_rcnn_cfg, build_detector,
+                                                         det_batch, monkeypatch):
+    """The auxiliary head is trained on the main head's sampled RoIs and targets, repeated per
+    lateral (RoI-major), with the RoI features pooled from each lateral."""
+    model = build_detector(faster_rcnn_cfg())
+    head = model.roi_head
+    seen = {}
+    for name, module in (("main", head.bbox_head), ("aux", head.aux_bbox_head)):
+        def spy(cls_score, bbox_pred, rois, *targets, _loss=module.loss, _name=name, **kw):
+            seen[_name] = (cls_score.shape[0], rois, targets)
+            return _loss(cls_score, bbox_pred, rois, *targets, **kw)
+        monkeypatch.setattr(module, "loss", spy)
+    seeded_loss(model, det_batch(model))
+    (k, rois, targets), (k_aux, rois_aux, targets_aux) = seen["main"], seen["aux"]
+    levels = len(model.neck.lateral_convs)
+    assert k_aux == levels * k
+    torch.testing.assert_close(rois_aux, rois.repeat_interleave(levels, 0), rtol=0, atol=0)
+    assert (targets[0] < 3).any()  # some foreground RoIs
+    for main, aux in zip(targets, targets_aux):
+        torch.testing.assert_close(aux, main.repeat_interleave(levels, 0), rtol=0, atol=0)
+
+
+def test_aux_weight_scales_only_the_aux_terms(faster_rcnn_cfg, build_detector, det_batch):
+    light = build_detector(faster_rcnn_cfg(aux_loss_weight=0.25))
+    heavy = build_detector(faster_rcnn_cfg(aux_loss_weight=0.5))
+    heavy.load_state_dict(light.state_dict())
+    data = det_batch(light)
+    a, b = seeded_loss(light, data), seeded_loss(heavy, data)
+    for key in STOCK_RCNN_KEYS | {"aux_acc"}:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    for key in ("aux_loss_cls", "aux_loss_bbox"):
+        assert a[key] > 0
+        torch.testing.assert_close(2 * a[key], b[key], rtol=1e-6, atol=0)
+
+
+def test_weight_zero_with_stock_extractor_equals_stock_faster_rcnn(faster_rcnn_cfg,
+                                                                    build_detector, det_batch):
+    """CS weight 0 + SingleRoIExtractor == FasterRCNN with the AugFPN (RFA) neck: losses,
+    gradients and predictions, exactly."""
+    cs = build_detector(faster_rcnn_cfg(aux_loss_weight=0.0))
+    stock = build_detector(faster_rcnn_cfg(detector="FasterRCNN", roi_head="StandardRoIHead"))
+    assert type(stock).__name__ == "FasterRCNN"
+    missing, unexpected = stock.load_state_dict(cs.state_dict(), strict=False)
+    assert missing == [] and unexpected and all(".aux_" in k for k in unexpected)
+    calls = count_calls(cs.roi_head.aux_roi_extractor, cs.roi_head.aux_bbox_head)
+    data = det_batch(cs)
+    cs.train()
+    stock.train()
+    got, want = seeded_loss(cs, data), seeded_loss(stock, data)
+    assert set(got) == set(want) == STOCK_RCNN_KEYS
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+    total(got).backward()
+    total(want).backward()
+    stock_params = dict(stock.named_parameters())
+    for name, p in cs.named_parameters():
+        if ".aux_" in name:
+            assert p.grad is None, name
+        elif p.grad is not None or stock_params[name].grad is not None:
+            torch.testing.assert_close(p.grad, stock_params[name].grad, rtol=0, atol=0)
+    cs.eval()
+    stock.eval()
+    val = det_batch(cs, "val")
+    with torch.no_grad():
+        a = cs.predict(val["inputs"], copy.deepcopy(val["data_samples"]))
+        b = stock.predict(val["inputs"], copy.deepcopy(val["data_samples"]))
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x.pred_instances.bboxes, y.pred_instances.bboxes, rtol=0, atol=0)
+        torch.testing.assert_close(x.pred_instances.scores, y.pred_instances.scores, rtol=0, atol=0)
+    assert calls == [0, 0]
+
+
+# ------------------------------------------------------------------------------ one-stage
+@pytest.mark.parametrize("separate_head", [False, True], ids=["shared-head", "aux-head"])
+def test_one_stage_training_has_aux_terms_inference_does_not_compute_them(
+        retinanet_cfg, build_detector, det_batch, separate_head):
+    kwargs = {}
+    if separate_head:
+        kwargs["aux_bbox_head"] = copy.deepcopy(retinanet_cfg()["bbox_head"])
+    model = build_detector(retinanet_cfg(**kwargs))
+    assert isinstance(model, CSSingleStageDetector)
+    aux = model.aux_bbox_head if separate_head else model.bbox_head
+    assert model.aux_head is aux
+    calls = count_calls(model.bbox_head, aux)
+
+    model.train()
+    data = det_batch(model)
+    losses = model.loss(data["inputs"], data["data_samples"])
+    assert set(losses) == {"loss_cls", "loss_bbox", "aux_loss_cls", "aux_loss_bbox"}
+    # RetinaHead's losses are per level: the auxiliary pyramid has the same 5 levels
+    assert len(losses["aux_loss_cls"]) == len(losses["loss_cls"]) == 5
+    assert calls == ([1, 1] if separate_head else [2, 2])
+    total(losses, "aux_").backward()
+    assert all(c.conv.weight.grad.abs().sum() > 0 for c in model.neck.lateral_convs)
+    assert all(c.conv.weight.grad is None for c in model.neck.fpn_convs[:3])  # fused levels
+    if separate_head:
+        assert all(p.grad is None for p in model.bbox_head.parameters())
+
+    model.eval()
+    val = det_batch(model, "val")
+    with torch.no_grad():
+        results = model.predict(val["inputs"], val["data_samples"])
+    assert calls == ([2, 1] if separate_head else [3, 3])  # one main head call, no aux call
+    assert all("pred_instances" in r for r in results)
+
+
+def test_one_stage_weight_zero_equals_stock_retinanet(retinanet_cfg, build_detector, det_batch):
+    cs = build_detector(retinanet_cfg(aux_loss_weight=0))
+    stock = build_detector(retinanet_cfg(detector="RetinaNet"))
+    stock.load_state_dict(cs.state_dict())
+    data = det_batch(cs)
+    got = cs.loss(data["inputs"], data["data_samples"])
+    want = stock.loss(data["inputs"], data["data_samples"])
+    assert set(got) == set(want) == {"loss_cls", "loss_bbox"}
+    for key in want:
+        for g, w in zip(got[key], want[key]):
+            torch.testing.assert_close(g, w, rtol=0, atol=0)
+    total(got).backward()
+    total(want).backward()
+    for (name, p), q in zip(cs.named_parameters(), stock.parameters()):
+        if p.grad is not None or q.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=0, msg=name)
+
+
+# ------------------------------------------------------------------------------ bad input
+def _build_error(build_detector, cfg: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        build_detector(cfg)
+
+
+@pytest.mark.parametrize(
+    "change,error,match",
+    [
+        (dict(neck="FPN"), TypeError,
+         r"CSTwoStageDetector: neck must provide forward_with_laterals.*got FPN"),
+        (dict(roi_head="StandardRoIHead"), TypeError,
+         r"CSTwoStageDetector: roi_head must be a CSRoIHead.*got StandardRoIHead"),
+        (dict(aux_loss_weight=-1), ValueError,
+         r"CSRoIHead: aux_loss_weight must be a finite number >= 0.*got -1"),
+        (dict(aux_loss_weight="0.25"), ValueError, r"aux_loss_weight must be .*got '0.25'"),
+        (dict(aux_loss_weight=True), ValueError, r"aux_loss_weight must be .*got True"),
+        (dict(aux_roi_extractor=dict(type="SoftRoIExtractor", out_channels=32,
+                                     featmap_strides=[4, 8, 16, 32],
+                                     roi_layer=dict(type="RoIAlign", output_size=7))),
+         TypeError, r"aux_roi_extractor must build an AllLevelRoIExtractor.*'SoftRoIExtractor'"),
+        (dict(aux_roi_extractor=dict(type="AllLevelRoIExtractor", out_channels=32,
+                                     featmap_strides=[4, 8, 16, 32, 64],
+                                     roi_layer=dict(type="RoIAlign", output_size=7))),
+         ValueError, r"roi_head.aux_roi_extractor.featmap_strides=\[4, 8, 16, 32, 64\] has 5 "
+                     r"levels but the neck has 4 pre-fusion laterals"),
+        (dict(aux_roi_extractor=dict(type="AllLevelRoIExtractor", out_channels=16,
+                                     featmap_strides=[4, 8, 16, 32],
+                                     roi_layer=dict(type="RoIAlign", output_size=7))),
+         ValueError, r"roi_head.aux_roi_extractor.out_channels=16 does not match "
+                     r"neck.out_channels=32"),
+    ],
+    ids=lambda v: repr(v)[:60] if isinstance(v, dict) else None,
+)
+def test_two_stage_construction_errors(faster_rcnn_cfg, build_detector, change, error, match):
+    _build_error(build_detector, faster_rcnn_cfg(**change), error, match)
+
+
+def test_two_stage_construction_errors_from_the_components(faster_rcnn_cfg, build_detector):
+    """Bad neck / SRS / head arguments fail while the detector is built, naming them."""
+    cfg = faster_rcnn_cfg(extractor="SoftRoIExtractor")
+    bad = copy.deepcopy(cfg)
+    bad["neck"]["pool_ratios"] = (0.1, 1.5)
+    _build_error(build_detector, bad, ValueError,
+                 r"pool_ratios must be a non-empty sequence of numbers in \(0, 1\]")
+    bad = copy.deepcopy(cfg)
+    bad["neck"]["num_outs"] = 3
+    _build_error(build_detector, bad, ValueError, r"num_outs must be an int >= 4")
+    bad = copy.deepcopy(cfg)
+    bad["neck"].update(end_level=2, num_outs=3)  # 3 outputs, but SRS reads 4 levels
+    bad["roi_head"]["aux_roi_extractor"] = dict(
+        type="AllLevelRoIExtractor", roi_layer=dict(type="RoIAlign", output_size=7),
+        out_channels=32, featmap_strides=[4, 8, 16])
+    _build_error(build_detector, bad, ValueError,
+                 r"bbox_roi_extractor.featmap_strides=\[4, 8, 16, 32\] has 4 levels but the "
+                 r"neck has num_outs=3")
+    bad = copy.deepcopy(cfg)
+    bad["roi_head"]["bbox_roi_extractor"]["featmap_strides"] = []
+    _build_error(build_detector, bad, ValueError,
+                 r"SoftRoIExtractor: featmap_strides must be a non-empty list")
+    bad = copy.deepcopy(cfg)
+    bad["roi_head"]["aux_bbox_head"] = dict(copy.deepcopy(cfg["roi_head"]["bbox_head"]),
+                                            num_classes=5)
+    _build_error(build_detector, bad, ValueError,
+                 r"aux_bbox_head.num_classes must equal bbox_head.num_classes=3.*got 5")
+
+
+def test_mismatched_backbone_and_neck_fail_with_the_feature_count(faster_rcnn_cfg,
+                                                                   build_detector, det_batch):
+    cfg = faster_rcnn_cfg()
+    cfg["backbone"]["out_indices"] = (1, 2, 3)  # 3 feature maps for 4 in_channels
+    model = build_detector(cfg)
+    data = det_batch(model)
+    with pytest.raises(ValueError, match=r"AugFPN expects one feature map per in_channels "
+                                         r"entry \(len\(in_channels\)=4\), got 3"):
+        model.loss(data["inputs"], data["data_samples"])
+
+
+def test_cs_roi_head_without_laterals_fails(faster_rcnn_cfg, build_detector, det_batch):
+    """CSRoIHead in a stock FasterRCNN would silently skip CS: it refuses instead."""
+    model = build_detector(faster_rcnn_cfg(detector="FasterRCNN"))
+    data = det_batch(model)
+    with pytest.raises(ValueError, match=r"CSRoIHead.loss: laterals=None but "
+                                         r"aux_loss_weight=0.25; use type='CSTwoStageDetector'"):
+        model.loss(data["inputs"], data["data_samples"])
+
+
+@pytest.mark.parametrize(
+    "change,error,match",
+    [
+        (dict(neck="FPN"), TypeError,
+         r"CSSingleStageDetector: neck must provide forward_with_laterals.*got FPN"),
+        (dict(aux_loss_weight=float("nan")), ValueError,
+         r"CSSingleStageDetector: aux_loss_weight must be a finite number >= 0.*got nan"),
+    ],
+    ids=str,
+)
+def test_one_stage_construction_errors(retinanet_cfg, build_detector, change, error, match):
+    _build_error(build_detector, retinanet_cfg(**change), error, match)

@@ -1,0 +1,109 @@
+"""``cplugins bench`` end to end (subprocesses, CPU, small sizes, no timing assertions)."""
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+import torch
+from helpers import REPO, run_python
+
+from cplugins.cli import main
+
+FAST = ["--device", "cpu", "--threads", "1", "--warmup", "0", "--rounds", "1", "--no-peak"]
+DEMO = "configs/augfpn/faster-rcnn_r18_augfpn_400i_shapes.py"
+
+
+def bench(*args: str, **kwargs):
+    return run_python("", args=["-m", "cplugins.cli", "bench", *args], cwd=REPO, **kwargs)
+
+
+def test_bench_writes_table_json_chart_and_progress(tmp_path):
+    result = bench("SoftF1Loss-rcnn", "--device", "cpu", "--rounds", "3", "--warmup", "1",
+                   "--peak-size", "64", "--batch-size", "64", "--threads", "1",
+                   "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "SoftF1Loss-rcnn bs=64 fwd+bwd: SoftF1Loss" in result.stderr  # progress lines
+    assert "matmul peak:" in result.stderr
+    assert "SoftF1Loss-rcnn  64  fwd+bwd  SoftF1Loss" in result.stdout  # the table
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert record["settings"]["device"] == "cpu" and record["settings"]["rounds"] == 3
+    assert record["environment"]["torch"] == torch.__version__
+    (res,) = record["results"]
+    assert res["status"] == "ok" and res["baseline_label"] == "CrossEntropyLoss"
+    assert res["inputs"] == "logits 64x81, labels int, weight 64"
+    for mode in ("fwd", "fwd+bwd"):
+        entry = res["modes"][mode]
+        assert len(entry["module"]["samples_ms"]) == 3 == len(entry["baseline"]["samples_ms"])
+        assert entry["ratio"]["n"] == 3
+    assert (tmp_path / "bench.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["AugFPM"], "NAME 'AugFPM' matches no benchmark case (did you mean AugFPN?)"),
+    ([], "give at least one NAME"),
+    (["SoftF1Loss", "--rounds", "0"], "rounds must be an int >= 1, got 0"),
+    (["SoftF1Loss", "--batch-size", "0"], "batch size must be an int >= 1, got 0"),
+    (["SoftF1Loss", "--options", "loss_weight"], "--options 'loss_weight': must look like "
+                                                 "KEY=VALUE"),
+    (["missing.py"], "NAME 'missing.py': no such config file"),
+    (["SoftF1Loss", "--device", "npu"], "--device 'npu': allowed: cpu, cuda, cuda:N"),
+])
+def test_bench_bad_arguments_name_the_value(args, message, capsys):
+    assert main(["bench", *args]) == 2  # in-process: these fail before anything runs
+    assert f"cplugins bench: error: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_bench_cuda_without_gpu_says_so(capsys):
+    assert main(["bench", "SoftF1Loss", "--device", "cuda"]) == 2
+    assert "--device 'cuda': CUDA is not available" in capsys.readouterr().err
+
+
+def test_whole_detector_mode_from_a_config(tmp_path):
+    result = bench(DEMO, "--baseline-options", "model.neck.type=FPN", "--mode", "infer",
+                   "--input-size", "64", "96", "--batch-size", "1", "--no-memory",
+                   "--out", str(tmp_path), *FAST)
+    assert result.returncode == 0, result.stderr
+    (res,) = json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert res["status"] == "ok" and res["kind"] == "detector"
+    assert res["baseline_label"] == "baseline(model.neck.type=FPN)"
+    assert res["inputs"] == "1x3x64x96 uint8, 8 boxes/image" and list(res["modes"]) == ["infer"]
+    infer = res["modes"]["infer"]
+    # AugFPN = FPN + the RFA branch: more FLOPs than the same detector with FPN
+    assert infer["module"]["flops"]["total"] > infer["baseline"]["flops"]["total"] > 0
+
+
+def test_module_benchmarks_run_without_mmcv_ops(tmp_path):
+    """mmcv-lite: mmdet.models cannot be imported, FPN / AugFPN still build (lite namespace),
+    cases that need the compiled ops are skipped; bf16 autocast and channels-last on CPU."""
+    code = textwrap.dedent(f"""
+        import importlib.abc, sys
+
+        class NoOps(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name == "mmcv._ext":
+                    raise ImportError("no compiled mmcv ops (simulated mmcv-lite)")
+
+        sys.meta_path.insert(0, NoOps())
+        from cplugins.cli import main
+        code = main(["bench", "AugFPN", "RFA-vs-literal", "FasterRCNN-R50-AugFPN",
+                     "--plugin", "benchmarks/cases.py", "--mode", "fwd", "--mode", "infer",
+                     "--batch-size", "1", "--input-size", "64", "96", "--dtype", "bf16",
+                     "--channels-last", "--no-chart", "--out", {str(tmp_path)!r},
+                     *{FAST!r}])
+        print("LITE", type(sys.modules["mmdet.models"]).__name__,
+              getattr(sys.modules["mmdet.models"], "cplugins_lite", False))
+        sys.exit(code)
+    """)
+    result = run_python(code, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "LITE module True" in result.stdout
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert record["environment"]["lite_mmdet"] is True
+    assert record["environment"]["mmcv_ops"] is False
+    assert record["settings"]["dtype"] == "bf16" and record["settings"]["channels_last"]
+    status = {r["case"]: r["status"] for r in record["results"]}
+    assert status == {"AugFPN": "ok", "RFA-vs-literal": "ok", "FasterRCNN-R50-AugFPN": "skipped"}
+    rfa = next(r for r in record["results"] if r["case"] == "RFA-vs-literal")
+    assert rfa["check"]["match"], rfa["check"]  # float32 check, before autocast timing
