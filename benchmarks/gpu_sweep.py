@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detector-rounds", type=int, default=10, help="rounds of detectors")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--cases", nargs="+", metavar="PATTERN",
+                        help="only the cases matching these names / shell patterns")
+    parser.add_argument("--peak-size", type=int, help="matmul peak n (default 8192 GPU)")
     parser.add_argument("--batch-size", type=int, nargs="+",
                         help="override the batch sizes (smoke runs)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"),
@@ -166,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         patterns, overrides = RUNS[name]
         detectors = name.startswith("detectors")
         chosen = _pick(cases, patterns, detectors)
+        if args.cases:
+            chosen = _pick(chosen, args.cases, detectors)
         if not chosen:
             print(f"[{name}] no matching case", file=sys.stderr)
             continue
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(device=str(device), threads=args.threads, warmup=args.warmup,
                             rounds=args.detector_rounds if detectors else args.rounds,
                             input_size=tuple(args.input_size) if args.input_size else None,
-                            **overrides)
+                            peak_size=args.peak_size, **overrides)
         print(f"[{name}] {', '.join(c.name for c in chosen)}", file=sys.stderr)
         record = run(chosen, settings, command=[sys.executable, *sys.argv])
         records[name] = record

@@ -26,6 +26,7 @@ CASES, _OWNERS, ERRORS = collect_cases([str(CASES_FILE)])
 #: small sizes: image-like inputs 80x96 (Inception-v4's valid convolutions need >= 75)
 SMALL_IMAGE = (80, 96)
 SMALL_BATCH = {"cls_features": 8, "scores": 8}
+SMALL_INPUTS = {"rois": {"rois_per_image": 32}}
 #: detectors: fewer proposals and sampled RoIs (the box head's FCs dominate a small step)
 SMALL_DETECTOR = {"model.train_cfg.rpn_proposal.nms_pre": 200,
                   "model.train_cfg.rpn_proposal.max_per_img": 64,
@@ -54,7 +55,8 @@ def test_every_plugin_declares_cases():
     assert not ERRORS
     providers = {case.provider.split()[0] for case in CASES}
     assert set(PLUGINS) <= providers
-    assert {"RFA-vs-literal", "AugFPN", "FasterRCNN-R50-AugFPN"} <= {c.name for c in CASES}
+    assert {"RFA-vs-literal", "SRS-vs-literal", "AugFPN", "SoftRoIExtractor",
+            "FasterRCNN-R50-AugFPN-full"} <= {c.name for c in CASES}
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -62,6 +64,8 @@ def test_case_small(benchmark, case):
     if case.needs_ops and not mmcv_ops_available():
         pytest.skip(f"{case.name} needs mmcv's compiled ops")
     batch = SMALL_BATCH.get(case.generator, 1)
+    if case.generator in SMALL_INPUTS:
+        case = dataclasses.replace(case, inputs={**case.inputs, **SMALL_INPUTS[case.generator]})
     if case.kind == "detector":
         case = dataclasses.replace(case, module={**case.module, **SMALL_DETECTOR},
                                    baseline={**(case.baseline or {}), **SMALL_DETECTOR})

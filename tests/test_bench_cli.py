@@ -19,8 +19,16 @@ def bench(*args: str, **kwargs):
 
 
 def test_bench_writes_table_json_chart_and_progress(tmp_path):
-    result = bench("SoftF1Loss-rcnn", "--device", "cpu", "--rounds", "3", "--warmup", "1",
-                   "--peak-size", "64", "--batch-size", "64", "--threads", "1",
+    snippet = tmp_path / "my_case.py"  # a case from a config snippet instead of a plugin
+    snippet.write_text(textwrap.dedent("""
+        bench_case = dict(
+            module=dict(type='SoftF1Loss', activation='sigmoid'),
+            baseline=dict(type='CrossEntropyLoss', use_sigmoid=True),
+            inputs=dict(generator='scores', logits=(8, 5), labels='multilabel'),
+            scope='mmpretrain')
+    """))
+    result = bench("SoftF1Loss-rcnn", str(snippet), "--device", "cpu", "--rounds", "3",
+                   "--warmup", "1", "--peak-size", "64", "--batch-size", "64", "--threads", "1",
                    "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "SoftF1Loss-rcnn bs=64 fwd+bwd: SoftF1Loss" in result.stderr  # progress lines
@@ -29,9 +37,11 @@ def test_bench_writes_table_json_chart_and_progress(tmp_path):
     record = json.loads((tmp_path / "bench.json").read_text())
     assert record["settings"]["device"] == "cpu" and record["settings"]["rounds"] == 3
     assert record["environment"]["torch"] == torch.__version__
-    (res,) = record["results"]
+    res, mine = record["results"]
     assert res["status"] == "ok" and res["baseline_label"] == "CrossEntropyLoss"
     assert res["inputs"] == "logits 64x81, labels int, weight 64"
+    assert mine["case"] == "my_case" and mine["status"] == "ok"
+    assert mine["inputs"] == "logits 64x5, labels multilabel" and mine["provider"] == str(snippet)
     for mode in ("fwd", "fwd+bwd"):
         entry = res["modes"][mode]
         assert len(entry["module"]["samples_ms"]) == 3 == len(entry["baseline"]["samples_ms"])
@@ -107,3 +117,40 @@ def test_module_benchmarks_run_without_mmcv_ops(tmp_path):
     assert status == {"AugFPN": "ok", "RFA-vs-literal": "ok", "FasterRCNN-R50-AugFPN": "skipped"}
     rfa = next(r for r in record["results"] if r["case"] == "RFA-vs-literal")
     assert rfa["check"]["match"], rfa["check"]  # float32 check, before autocast timing
+
+
+def _gpu_sweep():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_sweep", REPO / "benchmarks" / "gpu_sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_sweep_script_runs_the_same_code_on_cpu(tmp_path, capsys):
+    sweep = _gpu_sweep()
+    if not torch.cuda.is_available():
+        assert sweep.main(["--device", "cuda"]) == 2
+        assert "--device 'cuda': CUDA is not available" in capsys.readouterr().err
+    code = sweep.main(["--device", "cpu", "--runs", "fp32", "--cases", "AugFPN", "--rounds", "1",
+                       "--warmup", "0", "--batch-size", "1", "--input-size", "64", "96",
+                       "--threads", "1", "--peak-size", "64", "--out", str(tmp_path)])
+    assert code == 0
+    record = json.loads((tmp_path / "fp32" / "bench.json").read_text())
+    assert record["settings"]["dtype"] == "fp32" and record["matmul_peak"]["size"] == 64
+    assert [r["case"] for r in record["results"]] == ["AugFPN"]
+    assert (tmp_path / "fp32" / "bench.png").is_file()
+    text = (tmp_path / "summary.md").read_text()
+    ratio = record["results"][0]["modes"]["fwd+bwd"]["ratio"]["median"]
+    assert f"| AugFPN fwd+bwd <= 1.05x FPN | fp32 | {ratio:.3f} [" in text
+    assert "| AugFPN fwd+bwd <= 1.05x FPN | bf16 | not measured |" in text
+
+
+def test_bench_config_snippet_with_unknown_fields_is_rejected(tmp_path, capsys):
+    bad = tmp_path / "typo.py"
+    bad.write_text("bench_case = dict(modul=dict(type='SoftF1Loss'), "
+                   "inputs=dict(generator='scores', logits=(4, 3)))\n")
+    assert main(["bench", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"NAME '{bad}': bench_case has unknown fields ['modul'] / lacks ['module']" in err

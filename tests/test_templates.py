@@ -633,3 +633,58 @@ def test_a_plugin_contributes_a_template_through_the_hook(tmp_path):
     assert "RC 1" in result.stdout
     assert "DEPTH 34 detection/My_RetinaNet18" in result.stdout
 
+
+
+# --- cplugins' own modules that rendered configs use ------------------------------------------
+def _bce(x: float, y: float) -> float:
+    return math.log1p(math.exp(x)) - x * y
+
+
+def test_ohem_loss_keeps_the_positives_and_the_hardest_negatives():
+    import torch
+
+    from cplugins.templates.losses import OHEMLoss
+
+    logits = [[2.0, -1.0], [0.0, 0.0], [3.0, 3.0], [-4.0, -4.0], [1.0, -2.0], [5.0, 0.0]]
+    pred = torch.tensor(logits, requires_grad=True)
+    target = torch.tensor([0, 1, 2, 2, 2, 2])  # 2 classes: label 2 is background
+    weight = torch.tensor([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])  # the last anchor is ignored
+    per_anchor = [sum(_bce(x, float(t == c)) for c, x in enumerate(row))
+                  for row, t in zip(logits, target.tolist())]
+    # one negative per positive: of anchors 2, 3, 4 the two hardest (2 and 4) count
+    loss = OHEMLoss(neg_pos_ratio=1.0)(pred, target, weight, avg_factor=2)
+    expected = (per_anchor[0] + per_anchor[1] + per_anchor[2] + per_anchor[4]) / 2
+    assert math.isclose(loss.item(), expected, rel_tol=1e-6)
+    loss.backward()
+    assert pred.grad[3].abs().sum() == 0 and pred.grad[5].abs().sum() == 0
+    assert pred.grad[4].abs().sum() > 0
+    # three per positive: every valid negative counts
+    everything = OHEMLoss(neg_pos_ratio=3.0, loss_weight=2.0)(pred, target, weight, avg_factor=2)
+    assert math.isclose(everything.item(), 2 * sum(per_anchor[:5]) / 2, rel_tol=1e-6)
+    kept = OHEMLoss(neg_pos_ratio=1.0, reduction="none")(pred, target, weight, avg_factor=2)
+    assert kept[3].item() == 0 and kept[5].item() == 0
+    assert math.isclose(kept[2].item(), per_anchor[2], rel_tol=1e-6)
+    with pytest.raises(ValueError, match="neg_pos_ratio must be > 0, got 0"):
+        OHEMLoss(neg_pos_ratio=0)
+    with pytest.raises(ValueError, match=r"use_sigmoid must be True \(sigmoid outputs\), got "
+                                         r"False"):
+        OHEMLoss(use_sigmoid=False)
+    with pytest.raises(ValueError, match="reduction='avg'; allowed: none, mean, sum"):
+        OHEMLoss(reduction="avg")
+
+
+def test_min_samples_dataset_repeats_a_small_dataset(tmp_path):
+    from mmpretrain.datasets import CustomDataset
+
+    from cplugins.data.shapes import make_shapes_classification
+    from cplugins.templates.datasets import MinSamplesDataset
+
+    root = make_shapes_classification(tmp_path / "cls", num_train=4, num_val=3,
+                                      image_size=32)["data_root"]
+    base = CustomDataset(data_root=root, data_prefix="train", pipeline=[])
+    repeated = MinSamplesDataset(base, min_samples=10)
+    assert (len(base), repeated.times, len(repeated)) == (4, 3, 12)
+    assert repeated[5]["img_path"] == base[1]["img_path"]
+    assert len(MinSamplesDataset(base, min_samples=3)) == 4
+    with pytest.raises(ValueError, match="min_samples must be an integer >= 1, got 0"):
+        MinSamplesDataset(base, min_samples=0)

@@ -47,11 +47,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="redo steps whose output exists")
     parser.add_argument("--repeats", type=int, default=5, help="timing rounds (median)")
     parser.add_argument("--images", type=int, default=8, help="validation images timed")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads of every run and of the timing (OMP_NUM_THREADS); "
+                             "1 by default: on a shared 2-core machine 2 threads were ~5x slower")
     parser.add_argument("--update-readme", metavar="README", help="rewrite the marked table")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="passed to every train/test run (e.g. a shorter schedule)")
     args = parser.parse_args(argv)
-    for name in ("repeats", "images"):
+    for name in ("repeats", "images", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     return args
@@ -61,9 +64,10 @@ def _name(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
 
 
-def _run(command: list[str]) -> None:
+def _run(command: list[str], threads: int) -> None:
     print("+", " ".join(command), flush=True)
-    subprocess.run(command, cwd=REPO, check=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    subprocess.run(command, cwd=REPO, check=True, env=env)
 
 
 def _checkpoint(work_dir: str) -> str | None:
@@ -83,7 +87,8 @@ def train_and_test(args: argparse.Namespace) -> None:
         extra = ["--cfg-options", *args.cfg_options] if args.cfg_options else []
         if "train" in args.steps and (args.force or _checkpoint(work_dir) is None):
             start = time.time()
-            _run([sys.executable, "tools/train.py", config, "--work-dir", work_dir, *extra])
+            _run([sys.executable, "tools/train.py", config, "--work-dir", work_dir, *extra],
+                 args.threads)
             with open(osp.join(work_dir, "train_wall_s.json"), "w") as f:
                 json.dump({"wall_s": time.time() - start}, f)
         metrics = osp.join(work_dir, "metrics.json")
@@ -92,13 +97,14 @@ def train_and_test(args: argparse.Namespace) -> None:
             if checkpoint is None:
                 raise SystemExit(f"{config}: no checkpoint in {work_dir}; run --steps train")
             _run([sys.executable, "tools/test.py", config, checkpoint, "--work-dir", work_dir,
-                  "--out", metrics, *extra])
+                  "--out", metrics, *extra], args.threads)
 
 
 def timing(args: argparse.Namespace) -> dict:
     """Median train-step and single-image inference time of each variant (interleaved)."""
     import torch
 
+    torch.set_num_threads(args.threads)
     sys.path.insert(0, osp.join(REPO, "tools"))
     from common import prepare_config  # imports cplugins.all (compat fixes) first
     from mmdet.registry import DATASETS, MODELS

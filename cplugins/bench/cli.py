@@ -157,6 +157,13 @@ def cases_from_config(path: str, args: argparse.Namespace) -> BenchmarkCase:
         fields = cfg.bench_case.to_dict() if hasattr(cfg.bench_case, "to_dict") \
             else dict(cfg.bench_case)
         fields.setdefault("name", Path(path).stem)
+        fields.pop("provider", None)
+        allowed = {f.name for f in dataclasses.fields(BenchmarkCase)} - {"provider"}
+        unknown = sorted(set(fields) - allowed)
+        missing = sorted({"module", "inputs"} - set(fields))
+        if unknown or missing:
+            raise ValueError(f"NAME {path!r}: bench_case has unknown fields {unknown} / lacks "
+                             f"{missing}; allowed: {', '.join(sorted(allowed))}")
         return BenchmarkCase(**fields, provider=path)
     if "model" in cfg:
         return _detector_case_from_config(path, cfg, args)
@@ -166,9 +173,19 @@ def cases_from_config(path: str, args: argparse.Namespace) -> BenchmarkCase:
 
 def override_baseline(case: BenchmarkCase, baseline: str | None,
                       cases: list[BenchmarkCase], base_options: dict) -> BenchmarkCase:
-    """``case`` with ``--baseline`` / ``--baseline-options`` applied (module cases)."""
+    """``case`` with ``--baseline`` / ``--baseline-options`` applied (a detector case takes a
+    config ``.py`` or ``none``; its ``--baseline-options`` are merged by the caller)."""
     if case.kind != "module":
-        return case
+        if baseline is None:
+            return case
+        if baseline.lower() == "none":
+            return dataclasses.replace(case, baseline=None, baseline_label="",
+                                       baseline_config=None)
+        if not baseline.endswith(".py"):
+            raise ValueError(f"--baseline {baseline!r}: case {case.name!r} is a detector case; "
+                             "give a detector config .py, 'none', or --baseline-options")
+        return dataclasses.replace(case, baseline=case.baseline or {}, baseline_config=baseline,
+                                   baseline_label=Path(baseline).stem)
     if baseline is not None:
         if baseline.lower() == "none":
             return dataclasses.replace(case, baseline=None, baseline_label="", weight_sync=None,

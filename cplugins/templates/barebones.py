@@ -141,7 +141,8 @@ def render_barebones(ctx: RenderContext) -> None:
     data = ctx.data.source if ctx.data is not None else None
     with tempfile.TemporaryDirectory(prefix="cplugins-barebones-") as tmp:
         copy_path = materialize(path, tmp, data)
-        cfg = Config.fromfile(copy_path, import_custom_modules=False)
+        merged = Config.fromfile(copy_path, import_custom_modules=False).to_dict()
+    cfg = Config(merged, filename=path)  # the copy is gone: name the user's file
     scope = cfg.get("default_scope")
     if scope is not None and scope != ctx.template.scope:
         raise TemplateError(

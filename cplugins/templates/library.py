@@ -232,7 +232,9 @@ def detection_templates() -> list[Template]:
             batch_size(8), num_epochs(24), min_samples_per_epoch(),
             per_item_lrate(0.002 / 64), pretrained_detector(), load_from()),
         checks=(check_weights("load_from", ("coco",)),
-                check_one_start("pretrained_weights", "load_from")))
+                check_one_start("pretrained_weights", "load_from")),
+        notes="mmdet's recipe repeats COCO 5 times an epoch (RepeatDataset); here "
+              "min_samples_per_epoch sets how long an epoch is.")
     faster = _two_stage(
         "MMDetection_FasterRCNN", "mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py",
         "Faster R-CNN, ResNet-50 + FPN")

@@ -21,7 +21,8 @@ path, the neck's plain ``forward``).
   targets as the main loss. By default the main ``bbox_head`` itself is applied (parameters
   shared with the main head); ``aux_bbox_head`` builds a separate one.
 
-``aux_loss_weight=0`` switches the branch off: training computes exactly the stock detector.
+``aux_loss_weight=0`` switches the branch off: the auxiliary modules are not built (no unused
+parameters under DDP) and training computes exactly the stock detector.
 """
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ class CSRoIHead(StandardRoIHead):
         bbox_roi_extractor, bbox_head, mask_*, shared_head, train_cfg, test_cfg, init_cfg:
             as :class:`mmdet.models.roi_heads.StandardRoIHead` (``bbox_roi_extractor`` may be
             ``SoftRoIExtractor`` for Soft RoI Selection).
-        aux_loss_weight: weight lambda of the auxiliary losses; 0 disables the branch.
+        aux_loss_weight: weight lambda of the auxiliary losses; 0 disables the branch (the
+            auxiliary modules are then not built: the stock RoI head).
         aux_bbox_head: config of the auxiliary box head, shared across levels (default: a
             copy of ``bbox_head``); must have ``bbox_head``'s ``num_classes``.
         aux_roi_extractor: config of an :class:`AllLevelRoIExtractor` pooling each sampled RoI
@@ -123,6 +125,10 @@ class CSRoIHead(StandardRoIHead):
             mask_roi_extractor=mask_roi_extractor, mask_head=mask_head,
             shared_head=shared_head, train_cfg=train_cfg, test_cfg=test_cfg, init_cfg=init_cfg,
         )
+        self.aux_roi_extractor: AllLevelRoIExtractor | None = None
+        self.aux_bbox_head: nn.Module | None = None
+        if self.aux_loss_weight == 0:  # CS off: the stock RoI head, no unused parameters
+            return
         if aux_roi_extractor is None:
             aux_roi_extractor = dict(
                 type="AllLevelRoIExtractor",
@@ -263,17 +269,22 @@ class CSTwoStageDetector(TwoStageDetector):
         else:
             x, laterals = self.neck(feats), None
         losses = dict()
-        # RPN, as TwoStageDetector.loss
-        proposal_cfg = self.train_cfg.get("rpn_proposal", self.test_cfg.rpn)
-        rpn_data_samples = copy.deepcopy(batch_data_samples)
-        for data_sample in rpn_data_samples:
-            data_sample.gt_instances.labels = torch.zeros_like(data_sample.gt_instances.labels)
-        rpn_losses, rpn_results_list = self.rpn_head.loss_and_predict(
-            x, rpn_data_samples, proposal_cfg=proposal_cfg)
-        for key in list(rpn_losses):
-            if "loss" in key and "rpn" not in key:
-                rpn_losses[f"rpn_{key}"] = rpn_losses.pop(key)
-        losses.update(rpn_losses)
+        if self.with_rpn:  # as TwoStageDetector.loss
+            proposal_cfg = self.train_cfg.get("rpn_proposal", self.test_cfg.rpn)
+            rpn_data_samples = copy.deepcopy(batch_data_samples)
+            for data_sample in rpn_data_samples:
+                data_sample.gt_instances.labels = torch.zeros_like(
+                    data_sample.gt_instances.labels)
+            rpn_losses, rpn_results_list = self.rpn_head.loss_and_predict(
+                x, rpn_data_samples, proposal_cfg=proposal_cfg)
+            for key in list(rpn_losses):
+                if "loss" in key and "rpn" not in key:
+                    rpn_losses[f"rpn_{key}"] = rpn_losses.pop(key)
+            losses.update(rpn_losses)
+        else:
+            if batch_data_samples[0].get("proposals", None) is None:
+                raise ValueError("CSTwoStageDetector without rpn_head needs data_sample.proposals")
+            rpn_results_list = [sample.proposals for sample in batch_data_samples]
         losses.update(
             self.roi_head.loss(x, rpn_results_list, batch_data_samples, laterals=laterals))
         return losses
@@ -283,7 +294,7 @@ def _check_pyramid(owner: str, neck: nn.Module, roi_head: CSRoIHead) -> None:
     """Feature counts / channels of the RoI extractors against the neck, at construction."""
     laterals = _neck_laterals(neck)
     aux = roi_head.aux_roi_extractor
-    if laterals is not None and aux.num_inputs > laterals:
+    if aux is not None and laterals is not None and aux.num_inputs > laterals:
         raise ValueError(
             f"{owner}: roi_head.aux_roi_extractor.featmap_strides={aux.featmap_strides} has "
             f"{aux.num_inputs} levels but the neck has {laterals} pre-fusion laterals"
@@ -297,7 +308,7 @@ def _check_pyramid(owner: str, neck: nn.Module, roi_head: CSRoIHead) -> None:
         )
     channels = getattr(neck, "out_channels", None)
     for name, extractor in (("bbox_roi_extractor", main), ("aux_roi_extractor", aux)):
-        if channels is not None and extractor.out_channels != channels:
+        if extractor is not None and channels is not None and extractor.out_channels != channels:
             raise ValueError(
                 f"{owner}: roi_head.{name}.out_channels={extractor.out_channels} does not "
                 f"match neck.out_channels={channels}"
@@ -315,7 +326,7 @@ class CSSingleStageDetector(SingleStageDetector):
         aux_bbox_head: None (default) applies ``bbox_head`` itself to the pre-fusion pyramid
             (shared parameters); a config builds a separate auxiliary dense head (it must
             produce as many levels as ``bbox_head``; its ``train_cfg``/``test_cfg`` are the
-            detector's).
+            detector's; not built when ``aux_loss_weight`` is 0).
     """
 
     def __init__(
@@ -338,7 +349,7 @@ class CSSingleStageDetector(SingleStageDetector):
         )
         self.aux_loss_weight = weight
         _check_neck(owner, getattr(self, "neck", None))
-        if aux_bbox_head is not None:
+        if aux_bbox_head is not None and weight > 0:
             aux_bbox_head = copy.deepcopy(aux_bbox_head)
             aux_bbox_head.update(train_cfg=train_cfg, test_cfg=test_cfg)
             self.aux_bbox_head = MODELS.build(aux_bbox_head)
