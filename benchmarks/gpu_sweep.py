@@ -76,6 +76,7 @@ def _inverse(result: dict | None, mode: str) -> str:
 
 def summary(records: dict, device: str) -> str:
     """Markdown: the measured figures next to the issue's targets."""
+    from cplugins.bench.report import markdown_table
     from cplugins.bench.stats import format_count
 
     gpu = device.startswith("cuda")
@@ -124,6 +125,8 @@ def summary(records: dict, device: str) -> str:
         lines += ["", "## AugFPN / FPN by batch size (bf16, fwd+bwd)", ""]
         for b, result in zip((1, 2, 4, 8), batch):
             lines.append(f"- batch {b}: {_ratio(result, 'fwd+bwd')}")
+    for run, record in records.items():
+        lines += ["", f"## {run}", "", markdown_table(record)]
     return "\n".join(lines) + "\n"
 
 

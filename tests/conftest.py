@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import PLUGIN_DIRS, REPO
 
 FIXTURE_DISTS = REPO / "tests" / "fixtures" / "dists"
 
@@ -14,10 +14,6 @@ FIXTURE_DISTS = REPO / "tests" / "fixtures" / "dists"
 def pip(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "pip", "-q", *args], check=True,
                    capture_output=True, text=True)
-
-
-#: the plugin distributions of this repository, one folder each
-PLUGIN_DIRS = sorted(p.parent for p in REPO.glob("*/*/pyproject.toml"))
 
 
 @pytest.fixture(scope="session")

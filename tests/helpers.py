@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: the plugin distributions of this repository, one folder each
+PLUGIN_DIRS = sorted(p.parent for p in REPO.glob("*/*/pyproject.toml"))
 
 
 def run_python(code: str, site: Path | None = None, env: dict | None = None,

@@ -23,10 +23,9 @@ def test_list_shows_wheel_plugin_without_importing_torch(site_ok):
     assert augfpn["distribution"] == "cplugins-augfpn"
     assert augfpn["version"] == "0.1.0"
     assert augfpn["status"] == "discovered"
-    assert augfpn["hooks"] == ["cplugins_modules"]
-    assert augfpn["modules"] == [{"name": "AugFPN", "target": "cplugins_augfpn.augfpn:AugFPN",
-                                  "registry": "mmdet::model", "status": "declared",
-                                  "reason": ""}]
+    assert "cplugins_modules" in augfpn["hooks"]
+    assert {"name": "AugFPN", "target": "cplugins_augfpn.augfpn:AugFPN",
+            "registry": "mmdet::model", "status": "declared", "reason": ""} in augfpn["modules"]
     builtin = _plugin(listing, "builtin")
     assert builtin["builtin"] and builtin["modules"][0]["registry"] == "mmengine::hook"
 
@@ -166,7 +165,8 @@ def test_unknown_type_lists_close_names_and_plugins(site_ok):
     assert "UnknownTypeError type 'AugFPM' is not in the mmdet::model registry." in first
     assert "Closest registered names: " in first and "AugFPN" not in first.split("Closest")[0]
     assert "FPN" in first
-    assert "Installed plugins: augfpn (cplugins-augfpn 0.1.0, discovered)." in first
+    installed = first.split("Installed plugins: ")[1]
+    assert "augfpn (cplugins-augfpn 0.1.0, discovered)" in installed
     # known to a plugin that is installed but was not imported: say how to import it
     assert ("AugFPN is provided by plugin 'augfpn' (cplugins-augfpn 0.1.0), which is installed "
             "but not imported: add custom_imports=dict(imports=['cplugins_augfpn'])") in second

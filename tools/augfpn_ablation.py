@@ -51,17 +51,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="intra-op threads of every run and of the timing (OMP_NUM_THREADS); "
                              "1 by default: on a shared 2-core machine 2 threads were ~5x slower")
     parser.add_argument("--update-readme", metavar="README", help="rewrite the marked table")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="training seeds (randomness.seed); the table averages over them")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="passed to every train/test run (e.g. a shorter schedule)")
     args = parser.parse_args(argv)
     for name in ("repeats", "images", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if any(seed < 0 for seed in args.seeds) or len(set(args.seeds)) != len(args.seeds):
+        parser.error(f"--seeds must be distinct integers >= 0, got {args.seeds}")
     return args
 
 
 def _name(config: str) -> str:
     return osp.splitext(osp.basename(config))[0]
+
+
+def _work_dir(args: argparse.Namespace, config: str, seed: int) -> str:
+    """``WORK_ROOT/<config>`` for seed 0 (the configs' seed), ``..._seed<S>`` otherwise."""
+    suffix = "" if seed == 0 else f"_seed{seed}"
+    return osp.join(args.work_root, _name(config) + suffix)
 
 
 def _run(command: list[str], threads: int) -> None:
@@ -81,23 +91,29 @@ def _checkpoint(work_dir: str) -> str | None:
 
 
 def train_and_test(args: argparse.Namespace) -> None:
-    """``tools/train.py`` then ``tools/test.py`` for each variant, sequentially."""
-    for _, config in VARIANTS:
-        work_dir = osp.join(args.work_root, _name(config))
-        extra = ["--cfg-options", *args.cfg_options] if args.cfg_options else []
-        if "train" in args.steps and (args.force or _checkpoint(work_dir) is None):
-            start = time.time()
-            _run([sys.executable, "tools/train.py", config, "--work-dir", work_dir, *extra],
-                 args.threads)
-            with open(osp.join(work_dir, "train_wall_s.json"), "w") as f:
-                json.dump({"wall_s": time.time() - start}, f)
-        metrics = osp.join(work_dir, "metrics.json")
-        if "test" in args.steps and (args.force or not osp.isfile(metrics)):
-            checkpoint = _checkpoint(work_dir)
-            if checkpoint is None:
-                raise SystemExit(f"{config}: no checkpoint in {work_dir}; run --steps train")
-            _run([sys.executable, "tools/test.py", config, checkpoint, "--work-dir", work_dir,
-                  "--out", metrics, *extra], args.threads)
+    """``tools/train.py`` then ``tools/test.py`` for each seed and variant, sequentially."""
+    for seed in args.seeds:
+        for _, config in VARIANTS:
+            _train_and_test_one(args, config, seed)
+
+
+def _train_and_test_one(args: argparse.Namespace, config: str, seed: int) -> None:
+    work_dir = _work_dir(args, config, seed)
+    options = [*args.cfg_options, f"randomness.seed={seed}"]
+    extra = ["--cfg-options", *options]
+    if "train" in args.steps and (args.force or _checkpoint(work_dir) is None):
+        start = time.time()
+        _run([sys.executable, "tools/train.py", config, "--work-dir", work_dir, *extra],
+             args.threads)
+        with open(osp.join(work_dir, "train_wall_s.json"), "w") as f:
+            json.dump({"wall_s": time.time() - start}, f)
+    metrics = osp.join(work_dir, "metrics.json")
+    if "test" in args.steps and (args.force or not osp.isfile(metrics)):
+        checkpoint = _checkpoint(work_dir)
+        if checkpoint is None:
+            raise SystemExit(f"{config}: no checkpoint in {work_dir}; run --steps train")
+        _run([sys.executable, "tools/test.py", config, checkpoint, "--work-dir", work_dir,
+              "--out", metrics, *extra], args.threads)
 
 
 def timing(args: argparse.Namespace) -> dict:
@@ -176,17 +192,25 @@ def collect(args: argparse.Namespace, times: dict | None) -> dict:
     """Metrics of every variant (from ``tools/test.py --out``) plus the timing results."""
     rows = []
     for label, config in VARIANTS:
-        work_dir = osp.join(args.work_root, _name(config))
-        row = {"variant": label, "config": config}
-        metrics = osp.join(work_dir, "metrics.json")
-        if osp.isfile(metrics):
+        row = {"variant": label, "config": config, "seeds": [], "mAP_all": [],
+               "mAP_50_all": [], "train_wall_s": []}
+        for seed in args.seeds:
+            work_dir = _work_dir(args, config, seed)
+            metrics = osp.join(work_dir, "metrics.json")
+            if not osp.isfile(metrics):
+                continue
             with open(metrics) as f:
                 m = json.load(f)
-            row.update(mAP=m.get("coco/bbox_mAP"), mAP_50=m.get("coco/bbox_mAP_50"))
-        wall = osp.join(work_dir, "train_wall_s.json")
-        if osp.isfile(wall):
-            with open(wall) as f:
-                row["train_wall_s"] = json.load(f)["wall_s"]
+            row["seeds"].append(seed)
+            row["mAP_all"].append(m.get("coco/bbox_mAP"))
+            row["mAP_50_all"].append(m.get("coco/bbox_mAP_50"))
+            wall = osp.join(work_dir, "train_wall_s.json")
+            if osp.isfile(wall):
+                with open(wall) as f:
+                    row["train_wall_s"].append(json.load(f)["wall_s"])
+        for key in ("mAP", "mAP_50"):
+            values = [v for v in row[f"{key}_all"] if v is not None]
+            row[key] = statistics.mean(values) if values else None
         rows.append(row)
     return {"rows": rows, "timing": times, "machine": platform.platform(),
             "cpus": os.cpu_count(), "loadavg_at_end": _load_load(),
@@ -195,6 +219,14 @@ def collect(args: argparse.Namespace, times: dict | None) -> dict:
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _metric(row: dict, key: str) -> str:
+    """Mean over the seeds, with the per-seed values when there are several."""
+    values = row.get(f"{key}_all", [])
+    if len(values) <= 1:
+        return _fmt(row.get(key))
+    return f"{_fmt(row.get(key))} ({', '.join(_fmt(v) for v in values)})"
 
 
 def table(results: dict) -> str:
@@ -207,7 +239,7 @@ def table(results: dict) -> str:
     ]
     for i, row in enumerate(results["rows"]):
         cells = [row["variant"], f"`{osp.basename(row['config'])}`",
-                 _fmt(row.get("mAP")), _fmt(row.get("mAP_50"))]
+                 _metric(row, "mAP"), _metric(row, "mAP_50")]
         if times:
             step, image = times["train_step_s"], times["inference_s"]
             params = times["params"][i] / 1e6, times["params_inference"][i] / 1e6
@@ -217,7 +249,9 @@ def table(results: dict) -> str:
         else:
             cells += ["n/a"] * 5
         lines.append("| " + " | ".join(cells) + " |")
-    note = (f"\nMeasured {results['date']} on {results['machine']} ({results['cpus']} CPUs, "
+    seeds = sorted({s for row in results["rows"] for s in row["seeds"]})
+    note = (f"\nmAP: mean over training seeds {seeds} (per seed in parentheses when several). "
+            f"Measured {results['date']} on {results['machine']} ({results['cpus']} CPUs, "
             f"shared; load average at the end {results['loadavg_at_end']}).")
     if times:
         note += (f" Times: medians over {times['repeats']} interleaved rounds (train step, "

@@ -146,3 +146,12 @@ def write_chart(record: dict, path: str | os.PathLike) -> Path | None:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def markdown_table(record: dict) -> str:
+    """The summary table as GitHub markdown (for RESULTS.md-style write-ups)."""
+    rows = table_rows(record)
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |"
+              for row in rows[1:]]
+    return "\n".join(lines)

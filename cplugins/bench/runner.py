@@ -172,8 +172,7 @@ def prepare_case(case: BenchmarkCase, batch: int | None, settings: Settings,
 
 
 def _measure_mode(case: BenchmarkCase, mode: str, workloads: list[Workload], settings: Settings,
-                  device: torch.device, timer: Timer, progress: Progress, peak: dict | None,
-                  tag: str) -> dict:
+                  device: torch.device, timer: Timer, progress: Progress, tag: str) -> dict:
     for workload in workloads:
         step = workload.steps[mode]
         for i in range(settings.warmup):
@@ -207,10 +206,7 @@ def _measure_mode(case: BenchmarkCase, mode: str, workloads: list[Workload], set
                 flops.update(forward=forward, backward=total - forward)
             entry["flops"] = flops
             if total:
-                achieved = total / (entry["stats"]["median"] / 1e3)
-                entry["achieved_flops_per_s"] = achieved
-                if peak is not None:
-                    entry["peak_fraction"] = achieved / peak["flops_per_s"]
+                entry["achieved_flops_per_s"] = total / (entry["stats"]["median"] / 1e3)
         result[workload.role] = entry
     if "baseline" in samples:
         result["ratio"] = stats.paired_ratio(samples["module"], samples["baseline"])
@@ -229,7 +225,7 @@ def _summary_line(tag: str, mode: str, result: dict) -> str:
 
 
 def run_case(case: BenchmarkCase, batch: int | None, settings: Settings, device: torch.device,
-             timer: Timer, progress: Progress, peak: dict | None) -> dict:
+             timer: Timer, progress: Progress) -> dict:
     """Measure one case at one batch size; the result dict of the JSON record."""
     modes = settings.modes_for(case)
     record: dict = {"case": case.name, "kind": case.kind, "provider": case.provider,
@@ -256,12 +252,21 @@ def run_case(case: BenchmarkCase, batch: int | None, settings: Settings, device:
                       f"{'match' if check['match'] else 'DIFFER'} (max |diff| "
                       f"{check.get('max_abs_diff', float('nan')):.2e})")
     for mode in modes:
-        result = _measure_mode(case, mode, workloads, settings, device, timer, progress, peak,
-                               tag)
+        result = _measure_mode(case, mode, workloads, settings, device, timer, progress, tag)
         record["modes"][mode] = result
         progress.note(_summary_line(tag, mode, result))
     record["status"] = "ok"
     return record
+
+
+def attach_peak_fraction(results: list[dict], peak: dict) -> None:
+    """Set ``peak_fraction`` (achieved FLOP/s over the matmul peak) on every measured entry."""
+    for result in results:
+        for res in result.get("modes", {}).values():
+            for role in ("module", "baseline"):
+                entry = res.get(role)
+                if entry and entry.get("achieved_flops_per_s"):
+                    entry["peak_fraction"] = entry["achieved_flops_per_s"] / peak["flops_per_s"]
 
 
 def run(cases: Sequence[BenchmarkCase], settings: Settings, *, stream: TextIO | None = None,
@@ -277,7 +282,8 @@ def run(cases: Sequence[BenchmarkCase], settings: Settings, *, stream: TextIO | 
     started = _dt.datetime.now(_dt.timezone.utc)
     peak = None
     if settings.peak:
-        progress.note(f"measuring the {settings.dtype} matmul peak of {device} ...")
+        progress.note(f"measuring the {settings.dtype} matmul peak of {device} (again at the "
+                      "end; the higher one counts) ...")
         peak = matmul_peak(device, DTYPES[settings.dtype], settings.peak_size, timer=timer)
         progress.note(f"matmul peak: {stats.format_count(peak['flops_per_s'], 'FLOP/s')} "
                       f"({peak['dtype']}, n={peak['size']})")
@@ -285,13 +291,19 @@ def run(cases: Sequence[BenchmarkCase], settings: Settings, *, stream: TextIO | 
     for case in cases:
         for batch in settings.batch_sizes:
             try:
-                results.append(run_case(case, batch, settings, device, timer, progress, peak))
+                results.append(run_case(case, batch, settings, device, timer, progress))
             except Exception as exc:  # report and go on with the other cases
                 message = f"{type(exc).__name__}: {exc}"
                 progress.note(f"{case.name}: error: {message}")
                 results.append({"case": case.name, "kind": case.kind,
                                 "batch_size_requested": batch, "status": "error",
                                 "error": message, "modes": {}})
+    if peak is not None:  # again at the end: on a shared machine take the best of both
+        again = matmul_peak(device, DTYPES[settings.dtype], settings.peak_size, timer=timer)
+        peak = {**peak, "samples_ms": peak["samples_ms"] + again["samples_ms"],
+                "flops_per_s": max(peak["flops_per_s"], again["flops_per_s"]),
+                "measurements": [peak["flops_per_s"], again["flops_per_s"]]}
+        attach_peak_fraction(results, peak)
     progress.close()
     env = environment(device)
     env["lite_mmdet"] = lite

@@ -50,6 +50,8 @@ def _activate_everything() -> None:
 
 def build_module(cfg: dict, scope: str) -> nn.Module:
     """Build ``cfg`` (``type``: a name in ``scope``'s model registry, or an import target)."""
+    from mmengine.registry import DefaultScope
+
     from cplugins.diagnose import explain_unknown_types
     from cplugins.registries import resolve
     from cplugins.spec import RegistryRef
@@ -63,7 +65,7 @@ def build_module(cfg: dict, scope: str) -> nn.Module:
     registry.import_from_location()
     if registry.get(kind) is None:  # provided by a plugin that is not active yet
         _activate_everything()
-    with explain_unknown_types():
+    with DefaultScope.overwrite_default_scope(scope), explain_unknown_types():
         module = registry.build(cfg)
     if not isinstance(module, nn.Module):
         raise TypeError(f"{kind!r} built a {type(module).__name__}, not a torch.nn.Module")
@@ -243,20 +245,18 @@ def num_classes_of(cfg) -> int:
 
 def build_detector(cfg, device: torch.device) -> nn.Module:
     """The model of ``cfg`` on ``device`` (random init: no pretrained weights are fetched)."""
-    from mmengine.registry import DefaultScope, init_default_scope
+    from mmengine.registry import DefaultScope
 
     from cplugins.diagnose import explain_unknown_types
 
     scope = cfg.get("default_scope", "mmdet")
-    if DefaultScope.get_current_instance() is None:
-        init_default_scope(scope)
     from cplugins.registries import resolve
     from cplugins.spec import RegistryRef
 
     registry = resolve(RegistryRef(scope, "model"))
     registry.import_from_location()
     _activate_everything()
-    with explain_unknown_types():
+    with DefaultScope.overwrite_default_scope(scope), explain_unknown_types():
         model = registry.build(copy.deepcopy(cfg.model))
     return model.to(device)
 

@@ -7,34 +7,17 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 import cplugins  # noqa: F401  (before mmdet: arms the torchvision import fix)
-from cplugins.errors import CPluginsError
 
 REPO = Path(__file__).resolve().parents[3]
 DIST_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _import_plugin(package: str) -> bool:
-    """Import ``package``; True when cplugins activated it (distribution installed).
-
-    From a source checkout where the distribution is not installed, its ``__init__``
-    (``cplugins.activate``) raises; then the package is imported without its ``__init__``.
-    """
-    if importlib.util.find_spec(package) is None:
-        sys.path.insert(0, str(DIST_ROOT))
-    try:
-        importlib.import_module(package)
-        return True
-    except CPluginsError:
-        module = importlib.util.module_from_spec(importlib.util.find_spec(package))
-        sys.modules[package] = module
-        return False
 
 
 def _load_reference():
@@ -47,8 +30,7 @@ def _load_reference():
     return module
 
 
-ACTIVATED = _import_plugin("cplugins_augfpn")
-
+import cplugins_augfpn  # noqa: E402,F401  (the installed plugin: importing it registers it)
 from cplugins_augfpn import plugin  # noqa: E402
 from cplugins_augfpn.augfpn import AugFPN, ResidualFeatureAugmentation  # noqa: E402
 from mmdet.models.necks import FPN  # noqa: E402
@@ -361,14 +343,14 @@ def test_wrong_number_of_inputs():
 
 # ---------------------------------------------------------------------------------- registry
 def test_builds_from_mmdet_registry():
-    """``type='AugFPN'`` builds from mmdet's MODELS (by hand when not activated)."""
+    """``type='AugFPN'`` builds from mmdet's MODELS, registered by importing the plugin."""
     from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
 
     (spec,) = [s for s in plugin.cplugins_modules() if s.name == "AugFPN"]
     assert spec.target == "cplugins_augfpn.augfpn:AugFPN"
-    if not ACTIVATED:
-        MODELS.register_module(name=spec.name, module=AugFPN, force=True)
-    neck = MODELS.build(dict(type="AugFPN", in_channels=CHANNELS, out_channels=OUT, num_outs=5,
-                             pool_ratios=[0.2, 0.4]))
+    with DefaultScope.overwrite_default_scope("mmdet"):  # other tests may leave another scope
+        neck = MODELS.build(dict(type="AugFPN", in_channels=CHANNELS, out_channels=OUT,
+                                 num_outs=5, pool_ratios=[0.2, 0.4]))
     assert type(neck) is AugFPN
     assert neck.rfa.pool_ratios == (0.2, 0.4)
