@@ -134,6 +134,11 @@ def write_chart(record: dict, path: str | os.PathLike) -> Path | None:
         ax_t.set_xlim(lowest / 3, highest * 12)  # room for the labels right of the bars
         ax_t.set_title(f"{mode}: median ms per call (log)", fontsize=9, loc="left")
         ax_t.legend(loc="lower right", fontsize=7, framealpha=0.7)
+        ratios = [v for _, res in entries if "ratio" in res
+                  for v in (res["ratio"]["p25"], res["ratio"]["p75"])]
+        if ratios and max(ratios) / min(ratios) > 4:  # wide spread of ratios: log axis
+            ax_r.set_xscale("log")
+            ax_r.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax_r.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
         ax_r.set_title(f"{mode}: module / baseline (1 = same speed)", fontsize=9, loc="left")
         ax_r.margins(x=0.3)

@@ -223,16 +223,18 @@ def test_registered_in_mmpretrain_and_mmdet():
 
 def test_mmpretrain_image_classifier_train_step():
     from mmengine.optim import OptimWrapper
+    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
     from mmpretrain.structures import DataSample
 
     torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type="ImageClassifier",
-        backbone=dict(type="BNInception", out_indices=(3,)),
-        neck=dict(type="GlobalAveragePooling"),
-        head=dict(type="LinearClsHead", num_classes=5, in_channels=1024,
-                  loss=dict(type="CrossEntropyLoss", loss_weight=1.0))))
+    with DefaultScope.overwrite_default_scope("mmpretrain"):  # not whatever an earlier test set
+        model = MODELS.build(dict(
+            type="ImageClassifier",
+            backbone=dict(type="BNInception", out_indices=(3,)),
+            neck=dict(type="GlobalAveragePooling"),
+            head=dict(type="LinearClsHead", num_classes=5, in_channels=1024,
+                      loss=dict(type="CrossEntropyLoss", loss_weight=1.0))))
     assert isinstance(model.backbone, BNInception)
     model.init_weights()
     model.train()
