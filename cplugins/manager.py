@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
@@ -236,7 +237,7 @@ class PluginManager:
         registry = registries.resolve(ref)
         registry.import_from_location()  # stock modules first, so clashes with them show
         try:
-            cls = _import_target(spec.target)
+            cls = import_target(spec.target)
         except Exception as exc:
             registration.status = "failed"
             registration.reason = _format_exception(exc)
@@ -328,7 +329,8 @@ def _version(dist: str) -> str:
         return __version__
 
 
-def _import_target(target: str) -> type:
+def import_target(target: str) -> Any:
+    """The object named by ``"package.module:attr"`` (a ModuleSpec target, a bench hook)."""
     module_name, _, attr = target.partition(":")
     module = importlib.import_module(module_name)
     try:

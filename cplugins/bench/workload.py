@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import importlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -20,19 +19,10 @@ from torch import Tensor, nn
 
 from cplugins.bench.case import BenchmarkCase, is_target
 from cplugins.bench.inputs import Inputs
+from cplugins.manager import import_target
 
 MODULE_MODES = ("fwd", "fwd+bwd")
 DETECTOR_MODES = ("infer", "train")
-
-
-def import_target(target: str) -> Any:
-    """The object named by ``"package.module:attr"``."""
-    module_name, _, attr = target.partition(":")
-    module = importlib.import_module(module_name)
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ImportError(f"target {target!r}: module {module_name!r} has no {attr!r}") from None
 
 
 def autocast(device: torch.device, dtype: torch.dtype) -> contextlib.AbstractContextManager:
