@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import torch
@@ -62,8 +63,13 @@ def test_flops_timer_memory_and_peak():
     linear = nn.Linear(64, 32)
     x = torch.randn(8, 64)
     assert count_flops(lambda: linear(x)) == 2 * 8 * 64 * 32
-    timer = Timer(torch.device("cpu"), "events")  # on the CPU every method is perf_counter
-    assert timer.method == "perf_counter" and timer(lambda: sum(range(1000))) > 0
+    timer = Timer(torch.device("cpu"), "events")  # on the CPU events / sync: perf_counter
+    assert timer.method == "perf_counter" and timer(lambda: time.sleep(0.05)) >= 45
+    cpu_time = Timer(torch.device("cpu"), "process")  # CPU time: a sleeping call costs ~0
+    assert cpu_time(lambda: time.sleep(0.05)) < 20
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="timer 'process' measures CPU time"):
+            Timer(torch.device("cuda"), "process")
 
     size = 256 * 2**20
 

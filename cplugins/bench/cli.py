@@ -95,8 +95,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only these modes (repeatable; default: all of a case's kind)")
     parser.add_argument("--rounds", type=int, default=10, help="timed rounds (default 10)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up calls (default 2)")
-    parser.add_argument("--timer", default="auto", choices=("auto", "events", "sync"),
-                        help="GPU timing: CUDA events or synchronized perf_counter")
+    parser.add_argument("--timer", default="auto", choices=("auto", "events", "sync", "process"),
+                        help="GPU: CUDA events (auto) or synchronized perf_counter; CPU: "
+                             "perf_counter (auto) or process CPU time (shared machines, with "
+                             "--threads 1)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0, help="input / init seed")
     parser.add_argument("--no-memory", action="store_true", help="skip peak memory")

@@ -21,7 +21,7 @@ import torch
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16,
                                   "fp16": torch.float16}
-TIMERS = ("auto", "events", "sync")
+TIMERS = ("auto", "events", "sync", "process")
 
 
 def parse_device(text: str) -> torch.device:
@@ -53,21 +53,31 @@ class Timer:
     """Times one call in milliseconds.
 
     ``method``: ``"events"`` (CUDA events around the call, GPU time between them), ``"sync"``
-    (device synchronized before and after, ``perf_counter`` wall time) or ``"auto"`` (events
-    on CUDA; on the CPU only ``perf_counter`` exists, which is what both resolve to there).
+    (device synchronized before and after, ``perf_counter`` wall time), ``"auto"`` (events on
+    CUDA, ``perf_counter`` on the CPU, where ``events`` / ``sync`` resolve to it too) or
+    ``"process"`` (CPU only: CPU time of this process, ``time.process_time``; on a shared
+    machine with one torch thread it leaves out the time other processes hold the core or the
+    process is stopped, but with several threads it counts their spin-waiting too).
     """
 
     def __init__(self, device: torch.device, method: str = "auto") -> None:
         if method not in TIMERS:
             raise ValueError(f"timer method {method!r}: allowed: {', '.join(TIMERS)}")
         self.device = device
-        if device.type != "cuda":
+        if method == "process":
+            if device.type == "cuda":
+                raise ValueError("timer 'process' measures CPU time: use it with --device cpu")
+        elif device.type != "cuda":
             method = "perf_counter"
         elif method == "auto":
             method = "events"
         self.method = method
 
     def __call__(self, fn: Callable[[], object]) -> float:
+        if self.method == "process":
+            t0 = time.process_time()
+            fn()
+            return (time.process_time() - t0) * 1e3
         if self.method == "events":
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)

@@ -297,7 +297,7 @@ class AugFPN(FPN):
 
     def forward(self, inputs: Sequence[Tensor]) -> tuple[Tensor, ...]:
         """Backbone levels (N, in_channels[i], H_i, W_i) -> tuple of num_outs (N, out, h, w)."""
-        return self._forward_impl(inputs)[0]
+        return self._forward_impl(inputs, keep_laterals=False)[0]
 
     def forward_with_laterals(
         self, inputs: Sequence[Tensor]
@@ -309,12 +309,16 @@ class AugFPN(FPN):
             (N, out, H_{start_level+i}, W_{start_level+i}) is ``lateral_convs[i]`` of its level,
             the last one plus the RFA residual (what Consistent Supervision supervises).
         """
-        return self._forward_impl(inputs)
+        return self._forward_impl(inputs, keep_laterals=True)
 
     def _forward_impl(
-        self, inputs: Sequence[Tensor]
+        self, inputs: Sequence[Tensor], keep_laterals: bool
     ) -> tuple[tuple[Tensor, ...], list[Tensor]]:
-        """Single code path of :meth:`forward` / :meth:`forward_with_laterals` (FPN's forward)."""
+        """Single code path of :meth:`forward` / :meth:`forward_with_laterals` (FPN's forward).
+
+        Without ``keep_laterals`` the top-down sums run in place, as in mmdet's FPN (no new
+        full-resolution tensors), and the returned laterals list is empty.
+        """
         if len(inputs) != len(self.in_channels):
             raise ValueError(
                 f"AugFPN expects one feature map per in_channels entry "
@@ -326,20 +330,21 @@ class AugFPN(FPN):
         ]
         top = self.backbone_end_level - 1
         laterals[-1] = laterals[-1] + self.rfa(inputs[top])
-        pre_fusion = list(laterals)  # the top-down path below rebinds entries, never mutates
+        # kept laterals: the top-down path below rebinds entries, never mutates them
+        pre_fusion = list(laterals) if keep_laterals else []
 
         # top-down path (as mmdet FPN)
         used_backbone_levels = len(laterals)
         for i in range(used_backbone_levels - 1, 0, -1):
             if "scale_factor" in self.upsample_cfg:
-                laterals[i - 1] = laterals[i - 1] + F.interpolate(
-                    laterals[i], **self.upsample_cfg
-                )
+                upsampled = F.interpolate(laterals[i], **self.upsample_cfg)
             else:
-                prev_shape = laterals[i - 1].shape[2:]
-                laterals[i - 1] = laterals[i - 1] + F.interpolate(
-                    laterals[i], size=prev_shape, **self.upsample_cfg
-                )
+                upsampled = F.interpolate(laterals[i], size=laterals[i - 1].shape[2:],
+                                          **self.upsample_cfg)
+            if keep_laterals:
+                laterals[i - 1] = laterals[i - 1] + upsampled
+            else:
+                laterals[i - 1] += upsampled
 
         outs = [self.fpn_convs[i](laterals[i]) for i in range(used_backbone_levels)]
         if self.num_outs > len(outs):

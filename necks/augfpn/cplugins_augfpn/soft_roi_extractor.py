@@ -10,8 +10,16 @@ per-RoI spatial attention (the paper's adaptive spatial fusion, as in the public
 
 ``fuse_conv`` is 1x1 (L*C -> C'), ``weight_conv`` 3x3 (C' -> L), C' = ``attention_channels``.
 
-Pooling every RoI from every level is done by :func:`pool_all_levels` with two mmcv ``roi_align``
-calls whatever ``L`` is: level 0 on its own, and levels 1..L-1 stacked along the batch axis
+Pooling every RoI from every level has two backends (``backend=`` of the extractors):
+
+- ``"gather"`` (``"auto"`` picks it for CPU inputs when the RoI layers are mmcv ``RoIAlign`` in
+  ``avg`` mode with a fixed ``sampling_ratio > 0``): :func:`~cplugins_augfpn.roi_gather.
+  roi_align_levels` pools all levels with one channels-last ``embedding_bag`` gather, about 5x
+  faster than mmcv's CPU kernel on R50 shapes, into a (K, S, S, L, C) layout where the 1x1
+  fusion is one matrix product.
+- ``"mmcv"`` (any RoI layer, the only choice for adaptive sampling or max pooling, and
+  ``"auto"``'s choice on GPU): :func:`pool_all_levels` with two mmcv ``roi_align`` calls
+  whatever ``L`` is: level 0 on its own, and levels 1..L-1 stacked along the batch axis
 (right/bottom replicate-padded to a common size, RoIs pre-scaled per level, ``spatial_scale=1``).
 RoIs are laid out RoI-major, so the result is a free ``view`` (K, n, C, S, S): no concatenation
 of pooled features, and ``fuse_conv`` runs as one conv per group on that view. The padding does
@@ -34,12 +42,15 @@ from mmcv.ops import RoIAlign, roi_align
 from mmdet.models.roi_heads.roi_extractors.base_roi_extractor import BaseRoIExtractor
 from torch import Tensor
 
+from .roi_gather import roi_align_levels
+
 __all__ = ["AllLevelRoIExtractor", "MultiLevelRoIPooling", "SoftRoIExtractor", "pool_all_levels"]
 
 _XAVIER_INIT = dict(type="Xavier", layer="Conv2d", distribution="uniform")
 #: margin (feature pixels) aligned RoIs keep from a level's bottom/right edge on the padded fast
 #: path; guards against fused-multiply-add rounding differences in the kernels' coordinate maths
 _EDGE_MARGIN = 1e-3
+BACKENDS = ("auto", "gather", "mmcv")
 
 
 def _batchable(layers: Sequence[nn.Module]) -> bool:
@@ -54,6 +65,12 @@ def _batchable(layers: Sequence[nn.Module]) -> bool:
         and layer.aligned == first.aligned
         for layer in layers
     )
+
+
+def _gatherable(layers: Sequence[nn.Module]) -> bool:
+    """True when :func:`roi_align_levels` computes what the layers do (avg, fixed sampling)."""
+    return (_batchable(layers) and layers[0].pool_mode == "avg"
+            and layers[0].sampling_ratio > 0)
 
 
 def _kernel_scale(layer: RoIAlign, dtype: torch.dtype) -> float:
@@ -159,13 +176,16 @@ def _check_extractor_args(
 
 class MultiLevelRoIPooling(BaseRoIExtractor):
     """Base of the extractors that pool every RoI from every one of ``len(featmap_strides)``
-    levels: argument checks, input checks and :meth:`pool_groups` (``forward`` is subclasses').
+    levels: argument and input checks, backend choice (``forward`` is subclasses').
 
     Args:
         roi_layer: RoI layer config, e.g. ``dict(type='RoIAlign', output_size=7,
-            sampling_ratio=2)``; mmcv's ``RoIAlign`` takes the batched path.
+            sampling_ratio=2)``; mmcv's ``RoIAlign`` (any other RoI layer: ``backend`` mmcv).
         out_channels: channels ``C`` of every input level.
         featmap_strides: stride of each level, finest first, e.g. ``[4, 8, 16, 32]``.
+        backend: ``"auto"`` (the gather on CPU inputs when the RoI layers allow it, mmcv's
+            kernel otherwise), ``"gather"`` (always; needs mmcv ``RoIAlign`` layers in ``avg``
+            mode with ``sampling_ratio > 0``) or ``"mmcv"`` (the RoI layers themselves).
         init_cfg: mmengine init config.
     """
 
@@ -174,12 +194,36 @@ class MultiLevelRoIPooling(BaseRoIExtractor):
         roi_layer: dict,
         out_channels: int,
         featmap_strides: Sequence[int],
+        backend: str = "auto",
         init_cfg: dict | list[dict] | None = None,
     ) -> None:
-        strides = _check_extractor_args(type(self).__name__, out_channels, featmap_strides)
+        name = type(self).__name__
+        strides = _check_extractor_args(name, out_channels, featmap_strides)
+        if backend not in BACKENDS:
+            raise ValueError(f"{name}: backend must be one of {BACKENDS}, got {backend!r}")
         super().__init__(roi_layer=roi_layer, out_channels=out_channels,
                          featmap_strides=strides, init_cfg=init_cfg)
         self.output_size: tuple[int, int] = tuple(self.roi_layers[0].output_size)
+        self.backend = backend
+        self._gatherable = _gatherable(self.roi_layers)
+        if backend == "gather" and not self._gatherable:
+            raise ValueError(
+                f"{name}: backend='gather' needs roi_layer=dict(type='RoIAlign', "
+                f"pool_mode='avg', sampling_ratio>0), got {roi_layer!r}; use backend='mmcv' "
+                f"or 'auto'"
+            )
+
+    def uses_gather(self, feats: Sequence[Tensor]) -> bool:
+        """Whether :meth:`forward` pools ``feats`` with the gather backend."""
+        if self.backend == "auto":
+            return self._gatherable and feats[0].device.type == "cpu"
+        return self.backend == "gather"
+
+    def gather_levels(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
+        """The gather backend on checked inputs: (K, S, S, L, C)."""
+        layer = self.roi_layers[0]
+        return roi_align_levels(feats, rois, [lay.spatial_scale for lay in self.roi_layers],
+                                self.output_size, layer.sampling_ratio, layer.aligned)
 
     def _prepare(
         self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None
@@ -205,13 +249,6 @@ class MultiLevelRoIPooling(BaseRoIExtractor):
             rois = self.roi_rescale(rois, roi_scale_factor)
         return feats, rois
 
-    def pool_groups(
-        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
-    ) -> list[Tensor]:
-        """:func:`pool_all_levels` of the checked inputs: groups (K, n_g, C, S, S)."""
-        feats, rois = self._prepare(feats, rois, roi_scale_factor)
-        return pool_all_levels(feats, rois, self.roi_layers)
-
 
 class AllLevelRoIExtractor(MultiLevelRoIPooling):
     """Pools every RoI from every level: ``forward(feats, rois)`` -> (K, L, C, S, S).
@@ -224,7 +261,10 @@ class AllLevelRoIExtractor(MultiLevelRoIPooling):
         self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
     ) -> Tensor:
         """``L`` maps (N, C, H_l, W_l) and (K, 5) RoIs -> (K, L, C, S, S)."""
-        groups = self.pool_groups(feats, rois, roi_scale_factor)
+        feats, rois = self._prepare(feats, rois, roi_scale_factor)
+        if self.uses_gather(feats):
+            return self.gather_levels(feats, rois).permute(0, 3, 4, 1, 2).contiguous()
+        groups = pool_all_levels(feats, rois, self.roi_layers)
         return groups[0] if len(groups) == 1 else torch.cat(groups, dim=1)
 
 
@@ -242,6 +282,7 @@ class SoftRoIExtractor(MultiLevelRoIPooling):
             parameters are created.
         attention_channels: hidden channels ``C'`` of the attention (default ``C``, as in the
             public code).
+        backend: pooling backend, as :class:`MultiLevelRoIPooling`.
         init_cfg: defaults to Xavier-uniform convs (the public code's ``init_weights``).
     """
 
@@ -251,10 +292,11 @@ class SoftRoIExtractor(MultiLevelRoIPooling):
         out_channels: int,
         featmap_strides: Sequence[int],
         attention_channels: int | None = None,
+        backend: str = "auto",
         init_cfg: dict | list[dict] | None = _XAVIER_INIT,
     ) -> None:
         super().__init__(roi_layer=roi_layer, out_channels=out_channels,
-                         featmap_strides=featmap_strides, init_cfg=init_cfg)
+                         featmap_strides=featmap_strides, backend=backend, init_cfg=init_cfg)
         if attention_channels is None:
             attention_channels = out_channels
         if (isinstance(attention_channels, bool) or not isinstance(attention_channels, int)
@@ -280,6 +322,8 @@ class SoftRoIExtractor(MultiLevelRoIPooling):
         if k == 0:  # keep every parameter in the graph (distributed training)
             dummy = sum(p.view(-1)[0] for p in self.parameters()) * 0.0
             return feats[0].new_zeros(0, c, *self.output_size) + dummy
+        if self.uses_gather(feats):
+            return self._fuse_gathered(self.gather_levels(feats, rois))
         groups = pool_all_levels(feats, rois, self.roi_layers)
         # fuse_conv(cat_l r_l) = sum over groups of its weight slice applied to the group's
         # RoI-major (K, n*C, S, S) view: no concatenated copy of the pooled features
@@ -300,3 +344,19 @@ class SoftRoIExtractor(MultiLevelRoIPooling):
             out = part if out is None else out + part
             first += n
         return out
+
+    def _fuse_gathered(self, pooled: Tensor) -> Tensor:
+        """Attention fusion of gathered (K, S, S, L, C) features -> (K, C, S, S).
+
+        ``fuse_conv`` over the concatenated ``L * C`` channels is one matrix product on the
+        channels-last view; the weighted sum over the ``L`` levels is a batched (1, L) x (L, C)
+        product per bin (no (K, S, S, L, C) temporary, 2-3x faster than multiply-and-sum with
+        its backward on the CPU).
+        """
+        k, s_h, s_w, levels, c = pooled.shape
+        hidden = F.linear(pooled.view(k * s_h * s_w, levels * c),
+                          self.fuse_conv.weight.flatten(1), self.fuse_conv.bias)
+        hidden = hidden.view(k, s_h, s_w, -1).permute(0, 3, 1, 2)  # (K, C', S, S)
+        attention = torch.sigmoid(self.weight_conv(F.relu(hidden)))  # (K, L, S, S)
+        fused = torch.matmul(attention.permute(0, 2, 3, 1).unsqueeze(-2), pooled)  # (K,S,S,1,C)
+        return fused.view(k, s_h, s_w, c).permute(0, 3, 1, 2).contiguous()  # (K, C, S, S)

@@ -81,7 +81,8 @@ def randomize_(module: torch.nn.Module, std: float = 0.3) -> torch.nn.Module:
 )
 def test_all_level_pooling_equals_per_level_roi_align(image, sampling_ratio, aligned,
                                                       pool_mode):
-    """Batched path (padded stack, one call for levels 1..3) == RoIAlign level by level.
+    """mmcv backend, batched path (padded stack, one call for levels 1..3) == RoIAlign level
+    by level.
 
     Equal up to float rounding: at a level's last row/column the padded path interpolates
     towards a replicated row (4 terms) where mmcv clamps (2 terms).
@@ -89,7 +90,7 @@ def test_all_level_pooling_equals_per_level_roi_align(image, sampling_ratio, ali
     torch.manual_seed(0)
     h, w = image
     cfg = layer_cfg(sampling_ratio, aligned, pool_mode)
-    extractor = AllLevelRoIExtractor(cfg, C, STRIDES)
+    extractor = AllLevelRoIExtractor(cfg, C, STRIDES, backend="mmcv")
     calls = [0] * len(STRIDES)
     for i, layer in enumerate(extractor.roi_layers):
         layer.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
@@ -114,7 +115,7 @@ def test_rois_reaching_past_the_maps_take_the_per_level_path():
     its own layer -- still equal to per-level RoIAlign."""
     torch.manual_seed(0)
     h, w = 64, 96
-    extractor = AllLevelRoIExtractor(layer_cfg(), C, STRIDES)
+    extractor = AllLevelRoIExtractor(layer_cfg(), C, STRIDES, backend="mmcv")
     calls = [0] * len(STRIDES)
     for i, layer in enumerate(extractor.roi_layers):
         layer.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
@@ -125,6 +126,62 @@ def test_rois_reaching_past_the_maps_take_the_per_level_path():
     for level, exp in enumerate(per_level(feats, rois, layer_cfg())):
         torch.testing.assert_close(out[:, level], exp, rtol=0, atol=0)
     assert out[-1, -1].abs().sum() > 0  # the far RoI still pools something from level 3
+
+
+@pytest.mark.parametrize("sampling_ratio", [1, 2, 3])
+@pytest.mark.parametrize("aligned", [True, False])
+def test_gather_backend_equals_per_level_roi_align(sampling_ratio, aligned):
+    """The gather (one embedding_bag over all levels) == mmcv RoIAlign level by level, outputs
+    and gradients, including RoIs reaching past the maps (mmcv's zeros) and tiny RoIs."""
+    torch.manual_seed(0)
+    h, w = 97, 131
+    cfg = layer_cfg(sampling_ratio, aligned)
+    extractor = AllLevelRoIExtractor(cfg, C, STRIDES)  # auto: the gather on CPU
+    calls = [0] * len(STRIDES)
+    for i, layer in enumerate(extractor.roi_layers):
+        layer.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+    feats = pyramid(h, w, requires_grad=True)
+    far = torch.tensor([[1, 40.0, 30.0, 400.0, 300.0], [0, -30.0, -20.0, 10.0, 8.0],
+                        [1, 130.0, 96.0, 131.0, 97.0]])
+    rois = torch.cat([rois_in_image(40, h, w), far])
+    assert extractor.uses_gather(feats)
+    out = extractor(feats, rois)
+    assert calls == [0, 0, 0, 0] and out.shape == (rois.size(0), len(STRIDES), C, 7, 7)
+    expected = torch.stack(per_level(feats, rois, cfg), 1)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert out[-3, 0].abs().sum() > 0 and (out[-3, 0] == 0).any()  # partly outside: zeros
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, feats, grad)
+    want = torch.autograd.grad(expected, feats, grad)
+    for g, e in zip(got, want):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5 * e.abs().max().item())
+
+
+def test_channels_last_table_and_its_gradient():
+    """The gather's table == the maps permuted to channels-last and concatenated; float64
+    gradcheck of its hand-written backward."""
+    from cplugins_augfpn.roi_gather import channels_last_table
+
+    feats = pyramid(20, 28, strides=[4, 8], batch=2, channels=3, dtype=torch.float64,
+                    requires_grad=True)
+    expected = torch.cat([f.permute(0, 2, 3, 1).reshape(-1, 3) for f in feats])
+    torch.testing.assert_close(channels_last_table(feats), expected, rtol=0, atol=0)
+    assert torch.autograd.gradcheck(lambda *f: channels_last_table(f), tuple(feats))
+
+
+def test_backend_choice():
+    """auto: gather for fixed-sampling avg RoIAlign, mmcv otherwise; explicit choices."""
+    feats = pyramid(32, 32)
+    assert AllLevelRoIExtractor(layer_cfg(2), C, STRIDES).uses_gather(feats)
+    assert not AllLevelRoIExtractor(layer_cfg(0), C, STRIDES).uses_gather(feats)
+    assert not AllLevelRoIExtractor(layer_cfg(2, pool_mode="max"), C, STRIDES).uses_gather(feats)
+    assert not AllLevelRoIExtractor(layer_cfg(2), C, STRIDES, backend="mmcv").uses_gather(feats)
+    with pytest.raises(ValueError, match=r"backend='gather' needs roi_layer=dict\(type='RoIAlign'"
+                                         r", pool_mode='avg', sampling_ratio>0\)"):
+        SoftRoIExtractor(layer_cfg(0), C, STRIDES, backend="gather")
+    with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'gather', 'mmcv'\), "
+                                         r"got 'cuda'"):
+        SoftRoIExtractor(layer_cfg(), C, STRIDES, backend="cuda")
 
 
 # -------------------------------------------------------------------------- Soft RoI Selection
@@ -156,17 +213,19 @@ def test_shapes_and_gradient_flow():
 
 
 @pytest.mark.parametrize(
-    "image,sampling_ratio,attention,dtype",
-    [((97, 131), 2, None, torch.float32), ((64, 96), 0, 5, torch.float32),
-     ((45, 70), 2, None, torch.float64)],
+    "image,sampling_ratio,attention,dtype,backend",
+    [((97, 131), 2, None, torch.float32, "gather"), ((97, 131), 2, None, torch.float32, "mmcv"),
+     ((64, 96), 0, 5, torch.float32, "auto"), ((45, 70), 2, None, torch.float64, "gather"),
+     ((45, 70), 3, 4, torch.float64, "mmcv")],
     ids=str,
 )
-def test_matches_literal_reference(image, sampling_ratio, attention, dtype):
-    """Same parameters as benchmarks/reference_srs.LiteralSRS: same output and gradients."""
+def test_matches_literal_reference(image, sampling_ratio, attention, dtype, backend):
+    """Same parameters as benchmarks/reference_srs.LiteralSRS: same output and gradients,
+    with either pooling backend."""
     torch.manual_seed(0)
     h, w = image
     srs = randomize_(SoftRoIExtractor(layer_cfg(sampling_ratio), C, STRIDES,
-                                      attention_channels=attention)).to(dtype)
+                                      attention_channels=attention, backend=backend)).to(dtype)
     literal = reference.copy_srs_weights(
         srs, reference.LiteralSRS(C, STRIDES, sampling_ratio=sampling_ratio,
                                   attention_channels=attention)).to(dtype)
