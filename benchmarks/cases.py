@@ -2,7 +2,8 @@
 
 The issue's comparison points that are not part of any plugin: the RFA branch of AugFPN against
 a literal re-implementation of the authors' code (``reference_rfa.py``), the SRS of
-SoftRoIExtractor against its literal reference (``reference_srs.py``), and the whole-detector
+SoftRoIExtractor against its literal reference (``reference_srs.py``), its two pooling backends
+against each other (gather vs mmcv RoIAlign), and the whole-detector
 comparison of this repository's ablation configs (full AugFPN vs FPN, R18, synthetic shapes).
 Plain data, no torch: the CLI loads this file with its directory on ``sys.path``, so
 ``reference_rfa:LiteralRFA`` resolves.
@@ -52,6 +53,15 @@ def reference_cases() -> list[BenchmarkCase]:
             baseline_label="LiteralSRS", weight_sync="reference_srs:copy_srs_weights",
             equivalent=True, needs_ops=True, scope="mmdet",
             description="Soft RoI Selection vs the paper's code taken literally (1024 RoIs)"))
+        srs = dict(type="SoftRoIExtractor",
+                   roi_layer=dict(type="RoIAlign", output_size=7, sampling_ratio=2), **extractor)
+        cases.append(BenchmarkCase(
+            "SRS-gather-vs-mmcv", dict(srs, backend="gather"), ROI_INPUTS,
+            baseline=dict(srs, backend="mmcv"), baseline_label="SoftRoIExtractor (mmcv)",
+            weight_sync="cplugins.bench.sync:share_weights", equivalent=True, needs_ops=True,
+            scope="mmdet",
+            description="SoftRoIExtractor's pooling backends: one embedding_bag gather vs "
+                        "mmcv RoIAlign (backend='auto' takes the gather on CPU only)"))
     if FULL_R18.is_file() and FPN_R18.is_file():
         cases.append(BenchmarkCase(
             "FasterRCNN-R18-AugFPN-full-shapes", {}, dict(

@@ -95,6 +95,9 @@ def summary(records: dict, device: str) -> str:
                      f"{_inverse(_find(records, run, 'RFA-vs-literal'), 'fwd+bwd')} |")
         lines.append(f"| SRS no slower than literal (fwd+bwd) | {run} | "
                      f"{_inverse(_find(records, run, 'SRS-vs-literal'), 'fwd+bwd')} |")
+        lines.append(f"| SRS pooling: gather / mmcv backend (fwd+bwd; `auto` = "
+                     f"{'mmcv' if gpu else 'gather'} here) | {run} | "
+                     f"{_ratio(_find(records, run, 'SRS-gather-vs-mmcv'), 'fwd+bwd')} |")
     for run in ("detectors", "detectors-fp16"):
         for name in sorted({r["case"] for r in (records.get(run) or {}).get("results", [])}):
             result = _find(records, run, name)

@@ -55,7 +55,7 @@ def test_every_plugin_declares_cases():
     assert not ERRORS
     providers = {case.provider.split()[0] for case in CASES}
     assert set(PLUGINS) <= providers
-    assert {"RFA-vs-literal", "SRS-vs-literal", "AugFPN", "SoftRoIExtractor",
+    assert {"RFA-vs-literal", "SRS-vs-literal", "SRS-gather-vs-mmcv", "AugFPN", "SoftRoIExtractor",
             "FasterRCNN-R50-AugFPN-full"} <= {c.name for c in CASES}
 
 

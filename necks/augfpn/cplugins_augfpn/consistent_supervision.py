@@ -31,8 +31,10 @@ import math
 from numbers import Real
 
 import torch
+import torch.nn.functional as F
 from mmdet.models.detectors import SingleStageDetector, TwoStageDetector
 from mmdet.models.roi_heads import StandardRoIHead
+from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
@@ -212,15 +214,56 @@ class CSRoIHead(StandardRoIHead):
             ``aux_loss_cls``, ``aux_loss_bbox`` (times ``aux_loss_weight``), ``aux_acc``.
         """
         rois = bbox2roi([res.priors for res in sampling_results])  # (K, 5)
-        pooled = self.aux_roi_extractor(
-            laterals[: self.aux_roi_extractor.num_inputs], rois)  # (K, L, C, S, S)
-        levels = pooled.size(1)
-        cls_score, bbox_pred = self.aux_bbox_head(pooled.flatten(0, 1))
+        cls_score, bbox_pred, levels = self.aux_forward(laterals, rois)
         targets = self.aux_bbox_head.get_targets(sampling_results, self.train_cfg, concat=True)
         targets = [t.repeat_interleave(levels, dim=0) for t in targets]
         losses = self.aux_bbox_head.loss(
             cls_score, bbox_pred, rois.repeat_interleave(levels, dim=0), *targets)
         return _aux_losses(losses, self.aux_loss_weight)
+
+    def aux_forward(self, laterals: list[Tensor], rois: Tensor,
+                    channels_last: bool = True) -> tuple[Tensor, Tensor, int]:
+        """Auxiliary head outputs of ``rois`` (K, 5) pooled from every lateral.
+
+        Returns ``(cls_score, bbox_pred, L)``, rows RoI-major (K * L). With ``channels_last``
+        and a head that flattens first (mmdet's ``Shared2FCBBoxHead``, the default: FCs only,
+        no convs or average pool) on the gather backend, the pooled (K, L, 7, 7, C) features
+        feed the first FC as they are and its weight is permuted instead (C * 49 columns, a
+        fraction of the K * L * 49 * C features): the same products without transposing the
+        features forward and back.
+        """
+        extractor, head = self.aux_roi_extractor, self.aux_bbox_head
+        feats, rois = extractor.prepare(laterals[: extractor.num_inputs], rois)
+        size = extractor.output_size
+        if not (channels_last and extractor.uses_gather(feats)
+                and _flattens_first(head, extractor.out_channels * size[0] * size[1])):
+            pooled = extractor(feats, rois)  # (K, L, C, S, S)
+            return (*head(pooled.flatten(0, 1)), pooled.size(1))
+        pooled = extractor(feats, rois, channels_last=True)  # (K, L, S, S, C)
+        k, levels, c = pooled.size(0), pooled.size(1), pooled.size(-1)
+        first = head.shared_fcs[0]
+        weight = first.weight.view(first.out_features, c, -1).transpose(1, 2).reshape(
+            first.out_features, -1)  # columns (i, j, c) instead of (c, i, j)
+        x = head.relu(F.linear(pooled.view(k * levels, -1), weight, first.bias))
+        for fc in head.shared_fcs[1:]:
+            x = head.relu(fc(x))
+        cls_score = head.fc_cls(x) if head.with_cls else None
+        bbox_pred = head.fc_reg(x) if head.with_reg else None
+        return cls_score, bbox_pred, levels
+
+
+def _flattens_first(head: nn.Module, features: int) -> bool:
+    """Whether ``head`` is mmdet's ConvFCBBoxHead forward on FCs only: flatten, shared FCs
+    (the first taking ``features`` inputs), then ``fc_cls`` / ``fc_reg``."""
+    return (
+        isinstance(head, ConvFCBBoxHead)
+        and type(head).forward is ConvFCBBoxHead.forward
+        and head.num_shared_convs == head.num_cls_convs == head.num_reg_convs == 0
+        and head.num_cls_fcs == head.num_reg_fcs == 0
+        and head.num_shared_fcs > 0 and not head.with_avg_pool
+        and type(head.shared_fcs[0]) is nn.Linear
+        and head.shared_fcs[0].in_features == features
+    )
 
 
 class CSTwoStageDetector(TwoStageDetector):

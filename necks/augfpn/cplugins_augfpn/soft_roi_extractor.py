@@ -219,14 +219,16 @@ class MultiLevelRoIPooling(BaseRoIExtractor):
             return self._gatherable and feats[0].device.type == "cpu"
         return self.backend == "gather"
 
-    def gather_levels(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
-        """The gather backend on checked inputs: (K, S, S, L, C)."""
+    def gather_levels(self, feats: Sequence[Tensor], rois: Tensor,
+                      levels_first: bool = False) -> Tensor:
+        """The gather backend on checked inputs: (K, S, S, L, C), or (K, L, S, S, C)."""
         layer = self.roi_layers[0]
         return roi_align_levels(feats, rois, [lay.spatial_scale for lay in self.roi_layers],
-                                self.output_size, layer.sampling_ratio, layer.aligned)
+                                self.output_size, layer.sampling_ratio, layer.aligned,
+                                levels_first=levels_first)
 
-    def _prepare(
-        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None
+    def prepare(
+        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
     ) -> tuple[list[Tensor], Tensor]:
         """Check the inputs; the first ``num_inputs`` levels and (rescaled) RoIs."""
         name = type(self).__name__
@@ -258,14 +260,21 @@ class AllLevelRoIExtractor(MultiLevelRoIPooling):
     """
 
     def forward(
-        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
+        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None,
+        channels_last: bool = False,
     ) -> Tensor:
-        """``L`` maps (N, C, H_l, W_l) and (K, 5) RoIs -> (K, L, C, S, S)."""
-        feats, rois = self._prepare(feats, rois, roi_scale_factor)
+        """``L`` maps (N, C, H_l, W_l) and (K, 5) RoIs -> (K, L, C, S, S).
+
+        ``channels_last``: return (K, L, S, S, C) instead (contiguous, free on the gather
+        backend; a permuted view of the above on the mmcv backend).
+        """
+        feats, rois = self.prepare(feats, rois, roi_scale_factor)
         if self.uses_gather(feats):
-            return self.gather_levels(feats, rois).permute(0, 3, 4, 1, 2).contiguous()
+            pooled = self.gather_levels(feats, rois, levels_first=True)  # (K, L, S, S, C)
+            return pooled if channels_last else pooled.permute(0, 1, 4, 2, 3).contiguous()
         groups = pool_all_levels(feats, rois, self.roi_layers)
-        return groups[0] if len(groups) == 1 else torch.cat(groups, dim=1)
+        pooled = groups[0] if len(groups) == 1 else torch.cat(groups, dim=1)
+        return pooled.permute(0, 1, 3, 4, 2) if channels_last else pooled
 
 
 class SoftRoIExtractor(MultiLevelRoIPooling):
@@ -315,7 +324,7 @@ class SoftRoIExtractor(MultiLevelRoIPooling):
         self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
     ) -> Tensor:
         """``L`` maps (N, C, H_l, W_l) and (K, 5) RoIs -> fused RoI features (K, C, S, S)."""
-        feats, rois = self._prepare(feats, rois, roi_scale_factor)
+        feats, rois = self.prepare(feats, rois, roi_scale_factor)
         if self.num_inputs == 1:
             return self.roi_layers[0](feats[0], rois)
         k, c = rois.size(0), self.out_channels

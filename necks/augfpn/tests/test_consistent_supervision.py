@@ -58,7 +58,9 @@ def test_two_stage_training_has_aux_terms_inference_does_not_compute_them(
     assert isinstance(model.roi_head.bbox_roi_extractor, SoftRoIExtractor)
     assert isinstance(model.roi_head.aux_roi_extractor, AllLevelRoIExtractor)
     head = model.roi_head
-    calls = count_calls(head.aux_roi_extractor, head.aux_bbox_head, head.bbox_head)
+    # the auxiliary extractor, the auxiliary head's classifier (its channels-last path runs
+    # the head's layers without head.forward) and the main head
+    calls = count_calls(head.aux_roi_extractor, head.aux_bbox_head.fc_cls, head.bbox_head)
 
     model.train()
     data = det_batch(model)
@@ -135,6 +137,33 @@ def test_aux_targets_are_the_main_targets_on_every_level(faster_rcnn_cfg, build_
     assert (targets[0] < 3).any()  # some foreground RoIs
     for main, aux in zip(targets, targets_aux):
         torch.testing.assert_close(aux, main.repeat_interleave(levels, 0), rtol=0, atol=0)
+
+
+def test_aux_channels_last_path_equals_the_head_forward(faster_rcnn_cfg, build_detector):
+    """The channels-last auxiliary path (pooled (K, L, 7, 7, C) into the first FC with its
+    weight permuted) == pooling (K, L, C, 7, 7) and calling the head: outputs and gradients."""
+    model = build_detector(faster_rcnn_cfg())
+    head = model.roi_head
+    torch.manual_seed(0)
+    channels = head.aux_roi_extractor.out_channels
+    laterals = [torch.randn(2, channels, 64 // s, 80 // s, requires_grad=True)
+                for s in head.aux_roi_extractor.featmap_strides]
+    xy = torch.rand(12, 2) * torch.tensor([60.0, 44.0])
+    rois = torch.cat([torch.arange(12)[:, None] % 2, xy, xy + 4 + 16 * torch.rand(12, 2)], 1)
+    params = [laterals[0], laterals[-1], head.aux_bbox_head.shared_fcs[0].weight,
+              head.aux_bbox_head.fc_reg.weight]
+    results = []
+    for channels_last in (True, False):
+        cls_score, bbox_pred, levels = head.aux_forward(laterals, rois, channels_last)
+        assert levels == len(laterals) and cls_score.shape[0] == 12 * levels
+        loss = (cls_score * torch.linspace(-1, 1, cls_score.numel()).view_as(cls_score)).sum() \
+            + (bbox_pred ** 2).sum()
+        results.append((cls_score, bbox_pred, torch.autograd.grad(loss, params)))
+    (cls_a, box_a, grads_a), (cls_b, box_b, grads_b) = results
+    torch.testing.assert_close(cls_a, cls_b, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(box_a, box_b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5 * b.abs().max().item())
 
 
 def test_aux_weight_scales_only_the_aux_terms(faster_rcnn_cfg, build_detector, det_batch):

@@ -101,6 +101,8 @@ def test_all_level_pooling_equals_per_level_roi_align(image, sampling_ratio, ali
     assert calls == [1, 0, 0, 0]  # the batched path: levels 1..3 in one roi_align call
     expected = per_level(feats, rois, cfg)
     torch.testing.assert_close(out[:, 0], expected[0], rtol=0, atol=0)  # its own layer
+    torch.testing.assert_close(extractor(feats, rois, channels_last=True),
+                               out.permute(0, 1, 3, 4, 2), rtol=0, atol=0)
     for level, exp in enumerate(expected[1:], 1):
         torch.testing.assert_close(out[:, level], exp, rtol=1e-6, atol=1e-6)
     grad = torch.randn_like(out)
@@ -149,6 +151,9 @@ def test_gather_backend_equals_per_level_roi_align(sampling_ratio, aligned):
     assert calls == [0, 0, 0, 0] and out.shape == (rois.size(0), len(STRIDES), C, 7, 7)
     expected = torch.stack(per_level(feats, rois, cfg), 1)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    channels_last = extractor(feats, rois, channels_last=True)  # (K, L, 7, 7, C)
+    assert channels_last.is_contiguous()
+    torch.testing.assert_close(channels_last, out.permute(0, 1, 3, 4, 2), rtol=0, atol=0)
     assert out[-3, 0].abs().sum() > 0 and (out[-3, 0] == 0).any()  # partly outside: zeros
     grad = torch.randn_like(out)
     got = torch.autograd.grad(out, feats, grad)
@@ -167,6 +172,20 @@ def test_channels_last_table_and_its_gradient():
     expected = torch.cat([f.permute(0, 2, 3, 1).reshape(-1, 3) for f in feats])
     torch.testing.assert_close(channels_last_table(feats), expected, rtol=0, atol=0)
     assert torch.autograd.gradcheck(lambda *f: channels_last_table(f), tuple(feats))
+
+
+def test_gather_gradcheck():
+    """float64 gradcheck of the gather (its transposed-gather backward), both layouts."""
+    from cplugins_augfpn.roi_gather import roi_align_levels
+
+    torch.manual_seed(0)
+    feats = pyramid(24, 32, strides=[4, 8], batch=2, channels=2, dtype=torch.float64,
+                    requires_grad=True)
+    rois = rois_in_image(5, 24, 32).to(torch.float64)
+    for levels_first in (False, True):
+        assert torch.autograd.gradcheck(
+            lambda *f, lf=levels_first: roi_align_levels(f, rois, [0.25, 0.125], (3, 3), 2,
+                                                         levels_first=lf), tuple(feats))
 
 
 def test_backend_choice():
