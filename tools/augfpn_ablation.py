@@ -256,7 +256,7 @@ def table(results: dict) -> str:
     if times:
         note += (f" Times: medians over {times['repeats']} interleaved rounds (train step, "
                  f"batch of 2 images at 256x320) and {times['images']} validation images "
-                 f"(inference, batch 1), {times['threads']} torch threads.")
+                 f"(inference, batch 1), torch threads: {times['threads']}.")
     return "\n".join(lines) + "\n" + note + "\n"
 
 
