@@ -22,3 +22,11 @@ def run_python(code: str, site: Path | None = None, env: dict | None = None,
     command = [sys.executable, *(args if args is not None else ["-c", code])]
     return subprocess.run(command, capture_output=True, text=True, env=full_env,
                           cwd=cwd or REPO, timeout=timeout)
+
+
+def count_calls(*modules) -> list[int]:
+    """A list whose entries count the forward calls of the torch ``modules`` from now on."""
+    counts = [0] * len(modules)
+    for i, module in enumerate(modules):
+        module.register_forward_hook(lambda *_, i=i: counts.__setitem__(i, counts[i] + 1))
+    return counts

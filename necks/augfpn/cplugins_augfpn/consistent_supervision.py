@@ -233,7 +233,7 @@ class CSRoIHead(StandardRoIHead):
         features forward and back.
         """
         extractor, head = self.aux_roi_extractor, self.aux_bbox_head
-        feats, rois = extractor.prepare(laterals[: extractor.num_inputs], rois)
+        feats = laterals[: extractor.num_inputs]  # the extractor checks them
         size = extractor.output_size
         if not (channels_last and extractor.uses_gather(feats)
                 and _flattens_first(head, extractor.out_channels * size[0] * size[1])):

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["channels_last_table", "roi_align_levels"]
+__all__ = ["channels_last_table", "kernel_scale", "roi_align_levels"]
 
 
-def _kernel_scale(scale: float, dtype: torch.dtype) -> float:
+def kernel_scale(scale: float, dtype: torch.dtype) -> float:
     """``spatial_scale`` as mmcv's kernel uses it: a C float, then cast to the input dtype."""
     return float(torch.tensor(scale, dtype=torch.float32).to(dtype))
 
@@ -168,7 +168,7 @@ def roi_align_levels(
     indices, weights, row_base = [], [], 0
     for feat, scale in zip(feats, spatial_scales):
         h, w = feat.shape[2:]
-        box = rois[:, 1:] * _kernel_scale(scale, rois.dtype) - offset  # (K, 4)
+        box = rois[:, 1:] * kernel_scale(scale, rois.dtype) - offset  # (K, 4)
         width, height = box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]
         if not aligned:  # mmcv: legacy RoIs are at least 1 x 1
             width, height = width.clamp(min=1.0), height.clamp(min=1.0)

@@ -42,7 +42,7 @@ from mmcv.ops import RoIAlign, roi_align
 from mmdet.models.roi_heads.roi_extractors.base_roi_extractor import BaseRoIExtractor
 from torch import Tensor
 
-from .roi_gather import roi_align_levels
+from .roi_gather import kernel_scale, roi_align_levels
 
 __all__ = ["AllLevelRoIExtractor", "MultiLevelRoIPooling", "SoftRoIExtractor", "pool_all_levels"]
 
@@ -73,11 +73,6 @@ def _gatherable(layers: Sequence[nn.Module]) -> bool:
             and layers[0].sampling_ratio > 0)
 
 
-def _kernel_scale(layer: RoIAlign, dtype: torch.dtype) -> float:
-    """``spatial_scale`` as the mmcv kernel uses it: a C float, then cast to the input dtype."""
-    return float(torch.tensor(layer.spatial_scale, dtype=torch.float32).to(dtype))
-
-
 def _fits(rois: Tensor, layers: Sequence[RoIAlign], sizes: Sequence[tuple[int, int]]) -> bool:
     """Whether no sample point of any RoI lies beyond the bottom/right edge of its level.
 
@@ -92,7 +87,8 @@ def _fits(rois: Tensor, layers: Sequence[RoIAlign], sizes: Sequence[tuple[int, i
     margin = _EDGE_MARGIN if aligned else 0.0
     limits = []
     for layer, (h, w) in zip(layers, sizes):
-        scaled = rois[:, 1:] * _kernel_scale(layer, rois.dtype) - offset  # (K, 4) x1 y1 x2 y2
+        scale = kernel_scale(layer.spatial_scale, rois.dtype)
+        scaled = rois[:, 1:] * scale - offset  # (K, 4) x1 y1 x2 y2
         start, end = scaled[:, :2], scaled[:, 2:]
         reach = torch.maximum(start, end) if aligned else torch.maximum(end, start + 1.0)
         limits.append((reach <= reach.new_tensor([w, h]) - margin).all())
@@ -116,7 +112,8 @@ def _pool_levels_batched(
          if f.shape[2:] != (height, width) else f for f in feats]
     )  # (n*N, C, H, W)
     k = rois.size(0)
-    scales = rois.new_tensor([_kernel_scale(layer, rois.dtype) for layer in layers])  # (n,)
+    scales = rois.new_tensor(
+        [kernel_scale(layer.spatial_scale, rois.dtype) for layer in layers])  # (n,)
     coords = rois[:, None, 1:] * scales[None, :, None]  # (K, n, 4)
     index = rois[:, None, :1] + (batch * torch.arange(n, device=rois.device, dtype=rois.dtype)
                                  )[None, :, None]  # (K, n, 1)

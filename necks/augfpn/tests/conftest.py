@@ -21,6 +21,16 @@ NUM_CLASSES = 3
 ROI_LAYER = dict(type="RoIAlign", output_size=7, sampling_ratio=2)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread in every test module here: small tensors run as fast, and on a
+    shared 2-core machine two threads were several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _base_model(name: str) -> dict:
     from mmengine.config import Config
 

@@ -42,15 +42,6 @@ CHANNELS = [8, 16, 24, 32]
 OUT = 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is as fast, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def backbone_sizes(h: int, w: int, levels: int = 4) -> list[tuple[int, int]]:
     """Feature sizes of a ResNet-like backbone (strides 4, 8, 16, 32) for an h x w image."""
     sizes = [(math.ceil(h / 4), math.ceil(w / 4))]

@@ -34,15 +34,6 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two were several times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def cpu_model_cfg(cfg) -> dict:
     """The config's model, cheap to run here: no pretrained download, CPU-friendly RoIAlign
     (``sampling_ratio=2``) and fewer proposals / sampled RoIs (architecture unchanged)."""

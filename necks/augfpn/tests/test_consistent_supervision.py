@@ -15,25 +15,10 @@ from cplugins_augfpn.consistent_supervision import (
     CSTwoStageDetector,
 )
 from cplugins_augfpn.soft_roi_extractor import AllLevelRoIExtractor, SoftRoIExtractor
+from helpers import count_calls
 
 STOCK_RCNN_KEYS = {"loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "acc", "loss_bbox"}
 AUX_RCNN_KEYS = {"aux_loss_cls", "aux_acc", "aux_loss_bbox"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def count_calls(*modules: torch.nn.Module) -> list[int]:
-    """A list whose entries count the forward calls of ``modules`` from now on."""
-    counts = [0] * len(modules)
-    for i, module in enumerate(modules):
-        module.register_forward_hook(lambda *_, i=i: counts.__setitem__(i, counts[i] + 1))
-    return counts
 
 
 def total(losses: dict, prefix: str = "") -> torch.Tensor:

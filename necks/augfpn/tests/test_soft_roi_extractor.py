@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from pathlib import Path
 
 import cplugins_augfpn  # noqa: F401  (imports cplugins first, registers the modules)
 import pytest
 import torch
 from cplugins_augfpn.soft_roi_extractor import AllLevelRoIExtractor, SoftRoIExtractor
+from helpers import REPO, count_calls
 from mmcv.ops import RoIAlign
 
-REPO = Path(__file__).resolve().parents[3]
 STRIDES = [4, 8, 16, 32]
 C = 8
 
@@ -28,14 +27,6 @@ def _load_reference():
 
 
 reference = _load_reference()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def pyramid(h: int, w: int, strides=STRIDES, batch: int = 2, channels: int = C,
@@ -91,9 +82,7 @@ def test_all_level_pooling_equals_per_level_roi_align(image, sampling_ratio, ali
     h, w = image
     cfg = layer_cfg(sampling_ratio, aligned, pool_mode)
     extractor = AllLevelRoIExtractor(cfg, C, STRIDES, backend="mmcv")
-    calls = [0] * len(STRIDES)
-    for i, layer in enumerate(extractor.roi_layers):
-        layer.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+    calls = count_calls(*extractor.roi_layers)
     feats = pyramid(h, w, requires_grad=True)
     rois = rois_in_image(40, h, w)
     out = extractor(feats, rois)
@@ -118,9 +107,7 @@ def test_rois_reaching_past_the_maps_take_the_per_level_path():
     torch.manual_seed(0)
     h, w = 64, 96
     extractor = AllLevelRoIExtractor(layer_cfg(), C, STRIDES, backend="mmcv")
-    calls = [0] * len(STRIDES)
-    for i, layer in enumerate(extractor.roi_layers):
-        layer.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+    calls = count_calls(*extractor.roi_layers)
     feats = pyramid(h, w)
     rois = torch.cat([rois_in_image(10, h, w), torch.tensor([[1, 40.0, 30.0, 170.0, 150.0]])])
     out = extractor(feats, rois)
@@ -139,9 +126,7 @@ def test_gather_backend_equals_per_level_roi_align(sampling_ratio, aligned):
     h, w = 97, 131
     cfg = layer_cfg(sampling_ratio, aligned)
     extractor = AllLevelRoIExtractor(cfg, C, STRIDES)  # auto: the gather on CPU
-    calls = [0] * len(STRIDES)
-    for i, layer in enumerate(extractor.roi_layers):
-        layer.register_forward_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))
+    calls = count_calls(*extractor.roi_layers)
     feats = pyramid(h, w, requires_grad=True)
     far = torch.tensor([[1, 40.0, 30.0, 400.0, 300.0], [0, -30.0, -20.0, 10.0, 8.0],
                         [1, 130.0, 96.0, 131.0, 97.0]])
