@@ -179,18 +179,30 @@ def _detection_checks(*extra: Check) -> tuple[Check, ...]:
                                                  zero_disables=True), *extra)
 
 
+def _coco_detector_checks() -> tuple[Check, ...]:
+    """Checks of a resizable detector with an OpenMMLab COCO checkpoint."""
+    return _detection_checks(check_weights("load_from", ("coco",)),
+                             check_one_start("pretrained_weights", "load_from"))
+
+
+def _coco_detector_hyperparameters(size: int, batch: int, epochs: int, lrate: float,
+                                   resize: tuple[int, int], *extra: H) -> tuple[H, ...]:
+    """Hyperparameters of a resizable detector with an OpenMMLab COCO checkpoint, then
+    ``extra``; ``resize``: the default random_resize_lower / upper (0, 0: off)."""
+    return (image_size([size]), keep_aspect_ratio(), max_aspect_ratio(), batch_size(batch),
+            num_epochs(epochs), min_samples_per_epoch(), per_item_lrate(lrate),
+            pretrained_detector(), frozen_stages(), *random_resize(*resize), load_from(), *extra)
+
+
 def _two_stage(name: str, base: str, description: str, plugins: tuple[str, ...] = (),
                notes: str = "") -> Template:
     return Template(
         name=name, task="detection", base=base, render=_DET + "render_faster_rcnn",
         description=description, plugins=plugins, notes=notes,
-        hyperparameters=(
-            image_size([800]), keep_aspect_ratio(), max_aspect_ratio(), batch_size(2),
-            num_epochs(12), min_samples_per_epoch(), per_item_lrate(0.02 / 16),
-            pretrained_detector(), frozen_stages(), *random_resize(0, 0), load_from(),
-            use_perclass_regression(), anchor_ratios([0.5, 1.0, 2.0])),
-        checks=_detection_checks(check_weights("load_from", ("coco",)),
-                                 check_one_start("pretrained_weights", "load_from")))
+        hyperparameters=_coco_detector_hyperparameters(
+            800, 2, 12, 0.02 / 16, (0, 0), use_perclass_regression(),
+            anchor_ratios([0.5, 1.0, 2.0])),
+        checks=_coco_detector_checks())
 
 
 def detection_templates() -> list[Template]:
@@ -215,13 +227,9 @@ def detection_templates() -> list[Template]:
         name="MMDetection_YOLOF", task="detection",
         base="mmdet::yolof/yolof_r50-c5_8xb8-1x_coco.py", render=_DET + "render_yolof",
         description="YOLOF: ResNet-50 C5 + dilated encoder, single-level anchors",
-        hyperparameters=(
-            image_size([800]), keep_aspect_ratio(), max_aspect_ratio(), batch_size(8),
-            num_epochs(12), min_samples_per_epoch(), per_item_lrate(0.12 / 64),
-            pretrained_detector(), frozen_stages(), *random_resize(0, 0), load_from(),
-            anchor_ratios([1.0])),
-        checks=_detection_checks(check_weights("load_from", ("coco",)),
-                                 check_one_start("pretrained_weights", "load_from")))
+        hyperparameters=_coco_detector_hyperparameters(
+            800, 8, 12, 0.12 / 64, (0, 0), anchor_ratios([1.0])),
+        checks=_coco_detector_checks())
     ssd = Template(
         name="MMDetection_SSD", task="detection", base="mmdet::ssd/ssd300_coco.py",
         render=_DET + "render_ssd",
@@ -273,13 +281,10 @@ def detection_templates() -> list[Template]:
         base="configs/templates/retinanet_r50_fpn_msc10_3x_coco.py",
         render=_DET + "render_msc10",
         description="RetinaNet R50-FPN, multi-scale training at 10 discrete scales",
-        hyperparameters=(
-            image_size([640]), keep_aspect_ratio(), max_aspect_ratio(), batch_size(4),
-            num_epochs(36), min_samples_per_epoch(), per_item_lrate(0.01 / 16),
-            pretrained_detector(), frozen_stages(), *random_resize(480, 768), load_from(),
-            use_focal_loss(), anchor_ratios([0.5, 1.0, 2.0])),
-        checks=_detection_checks(check_weights("load_from", ("coco",)),
-                                 check_one_start("pretrained_weights", "load_from")),
+        hyperparameters=_coco_detector_hyperparameters(
+            640, 4, 36, 0.01 / 16, (480, 768), use_focal_loss(),
+            anchor_ratios([0.5, 1.0, 2.0])),
+        checks=_coco_detector_checks(),
         notes="MSC10 = Multi-Scale training with 10 scales: each training image is resized to "
               "a shorter side drawn from 10 evenly spaced values between "
               "random_resize_lower and random_resize_upper (default 480, 512, ..., 768); "
