@@ -224,8 +224,8 @@ class MultiLevelRoIPooling(BaseRoIExtractor):
                                 self.output_size, layer.sampling_ratio, layer.aligned,
                                 levels_first=levels_first)
 
-    def prepare(
-        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
+    def _prepare(
+        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None
     ) -> tuple[list[Tensor], Tensor]:
         """Check the inputs; the first ``num_inputs`` levels and (rescaled) RoIs."""
         name = type(self).__name__
@@ -265,7 +265,7 @@ class AllLevelRoIExtractor(MultiLevelRoIPooling):
         ``channels_last``: return (K, L, S, S, C) instead (contiguous, free on the gather
         backend; a permuted view of the above on the mmcv backend).
         """
-        feats, rois = self.prepare(feats, rois, roi_scale_factor)
+        feats, rois = self._prepare(feats, rois, roi_scale_factor)
         if self.uses_gather(feats):
             pooled = self.gather_levels(feats, rois, levels_first=True)  # (K, L, S, S, C)
             return pooled if channels_last else pooled.permute(0, 1, 4, 2, 3).contiguous()
@@ -321,7 +321,7 @@ class SoftRoIExtractor(MultiLevelRoIPooling):
         self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
     ) -> Tensor:
         """``L`` maps (N, C, H_l, W_l) and (K, 5) RoIs -> fused RoI features (K, C, S, S)."""
-        feats, rois = self.prepare(feats, rois, roi_scale_factor)
+        feats, rois = self._prepare(feats, rois, roi_scale_factor)
         if self.num_inputs == 1:
             return self.roi_layers[0](feats[0], rois)
         k, c = rois.size(0), self.out_channels
