@@ -1,0 +1,359 @@
+"""Find bad training data before training: ``cplugins data check PATH``, and ``tools/train.py``.
+
+Checks (each problem is counted, the first examples are shown; errors stop training, warnings
+are printed):
+
+- images: missing, unreadable or truncated files (fully decoded with Pillow; ``sample=N``
+  decodes N of them, chosen reproducibly, for very large sets), size unlike the annotation;
+- COCO annotations: no images, no annotations, annotations of unknown image or category
+  ids, malformed or degenerate boxes (width or height <= 0), boxes entirely outside their
+  image (errors); boxes partly outside or under 1 px, images without boxes, categories with
+  no instances, categories the config's ``classes`` leave out (warnings: mmdet drops these
+  without a word);
+- image folders (classification) and ``img_dir``/``ann_dir`` sets (segmentation): every
+  image and mask readable, classes with no images.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import os.path as osp
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+
+ERROR, WARNING = "error", "warning"
+_EXAMPLES = 3
+
+
+@dataclass
+class Finding:
+    severity: str
+    what: str
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DataReport:
+    """The problems found in one annotation file or image folder."""
+
+    source: str
+    findings: dict[str, Finding] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def add(self, severity: str, what: str, example: str) -> None:
+        finding = self.findings.setdefault(what, Finding(severity, what))
+        finding.count += 1
+        if len(finding.examples) < _EXAMPLES:
+            finding.examples.append(example)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings.values() if f.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings.values() if f.severity == WARNING]
+
+    def format(self) -> str:
+        stats = ", ".join(f"{v} {k}" for k, v in self.stats.items())
+        errors, warnings = (sum(f.count for f in kind) for kind in (self.errors, self.warnings))
+        lines = [f"{self.source}: {stats}; {errors or 'no'} errors, {warnings} warnings"]
+        for finding in sorted(self.findings.values(), key=lambda f: f.severity != ERROR):
+            lines.append(f"  {finding.severity}: {finding.count} {finding.what}: "
+                         + "; ".join(finding.examples)
+                         + (", ..." if finding.count > len(finding.examples) else ""))
+        return "\n".join(lines)
+
+
+class DataCheckError(ValueError):
+    """The data check found errors; the message is the full report."""
+
+
+def _image_problem(path: str) -> str | None:
+    """None when ``path`` decodes completely, else what is wrong with it."""
+    from PIL import Image
+
+    if osp.getsize(path) == 0:
+        return "empty (0 bytes)"
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"unreadable ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+    return None
+
+
+def _image_size(path: str) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size  # (width, height)
+
+
+def _sampled(items: list, sample: int | None) -> list:
+    if sample is None or sample >= len(items):
+        return items
+    return random.Random(0).sample(items, sample)
+
+
+def check_images(report: DataReport, paths: list[str], root: str,
+                 sample: int | None = None) -> list[str]:
+    """Every path must exist; (a sample of) them must decode. Returns the decoded ones."""
+    present = []
+    for path in paths:
+        if osp.isfile(path):
+            present.append(path)
+        else:
+            report.add(ERROR, "missing image files", osp.relpath(path, root))
+    chosen = _sampled(present, sample)
+    report.stats["images opened"] = len(chosen)
+    good = []
+    for path in chosen:
+        problem = _image_problem(path)
+        if problem:
+            report.add(ERROR, "unreadable or truncated images",
+                       f"{osp.relpath(path, root)} {problem}")
+        else:
+            good.append(path)
+    return good
+
+
+def _box_problem(box, width: float | None, height: float | None) -> tuple[str, str] | None:
+    if (not isinstance(box, list | tuple) or len(box) != 4
+            or not all(isinstance(v, int | float) and math.isfinite(v) for v in box)):
+        return ERROR, "malformed boxes (not 4 finite numbers [x, y, w, h])"
+    x, y, w, h = box
+    if w <= 0 or h <= 0:
+        return ERROR, "degenerate boxes (width or height <= 0)"
+    if width and height:
+        if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+            return ERROR, "boxes entirely outside their image"
+        if x < -1 or y < -1 or x + w > width + 1 or y + h > height + 1:
+            return WARNING, "boxes partly outside their image"
+    if w < 1 or h < 1:
+        return WARNING, "boxes under 1 px wide or high (mmdet drops them)"
+    return None
+
+
+def check_coco(ann_file: str, image_root: str, classes: list[str] | tuple | None = None,
+               sample: int | None = None) -> DataReport:
+    """Check a COCO annotation file and the images it names (relative to ``image_root``)."""
+    report = DataReport(f"{ann_file} (images in {image_root})")
+    try:
+        with open(ann_file) as f:
+            content = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        report.add(ERROR, "unreadable annotation files", f"{ann_file}: {exc}")
+        return report
+    if not isinstance(content, dict) or not isinstance(content.get("images"), list):
+        report.add(ERROR, "files that are not COCO annotations (no 'images' list)", ann_file)
+        return report
+    images = content["images"]
+    annotations = content.get("annotations") or []
+    categories = {c.get("id"): c.get("name") for c in content.get("categories") or []}
+    report.stats.update(images=len(images), boxes=len(annotations), categories=len(categories))
+    if not images:
+        report.add(ERROR, "annotation files without images", ann_file)
+    if not annotations:
+        report.add(ERROR, "empty annotation sets (no annotations at all)", ann_file)
+    if not categories:
+        report.add(ERROR, "annotation files without categories", ann_file)
+
+    by_id: dict = {}
+    for image in images:
+        if image.get("id") in by_id:
+            report.add(ERROR, "duplicate image ids", str(image.get("id")))
+        by_id[image.get("id")] = image
+    used = set()
+    if classes is not None:
+        known_names = set(categories.values())
+        for name in classes:
+            if name not in known_names:
+                report.add(ERROR, "config classes with no category in the annotations", name)
+        left_out = {cid for cid, name in categories.items() if name not in set(classes)}
+    else:
+        left_out = set()
+    instances: Counter = Counter()
+    for ann in annotations:
+        image = by_id.get(ann.get("image_id"))
+        label = f"annotation {ann.get('id')} (image {ann.get('image_id')})"
+        if image is None:
+            report.add(ERROR, "annotations of unknown image ids", label)
+            continue
+        used.add(ann.get("image_id"))
+        category = ann.get("category_id")
+        if category not in categories:
+            report.add(ERROR, "annotations of unknown category ids",
+                       f"{label} category_id {category}")
+            continue
+        if category in left_out:
+            report.add(WARNING, "annotations of categories the config's classes leave out "
+                                "(mmdet ignores them)", f"{label} {categories[category]}")
+            continue
+        instances[category] += 1
+        if ann.get("iscrowd"):
+            continue
+        problem = _box_problem(ann.get("bbox"), image.get("width"), image.get("height"))
+        if problem:
+            report.add(problem[0], problem[1], f"{label} {ann.get('bbox')}")
+    for cid, name in categories.items():
+        if cid not in left_out and not instances[cid] and annotations:
+            report.add(WARNING, "categories with no instances", f"{name} (id {cid})")
+    for image in images:
+        if image.get("id") not in used and annotations:
+            report.add(WARNING, "images without annotations (filter_empty_gt skips them in "
+                                "training)", str(image.get("file_name")))
+
+    paths = {osp.join(image_root, str(image.get("file_name"))): image for image in images}
+    for path in check_images(report, list(paths), image_root, sample):
+        image = paths[path]
+        if image.get("width") and image.get("height"):
+            size = _image_size(path)
+            if size != (image["width"], image["height"]):
+                report.add(WARNING, "images whose size differs from the annotation",
+                           f"{image.get('file_name')} {size[0]}x{size[1]} vs "
+                           f"{image['width']}x{image['height']}")
+    return report
+
+
+def _files(folder: str) -> list[str]:
+    return sorted(osp.join(root, name) for root, _, names in os.walk(folder) for name in names
+                  if not name.startswith("."))
+
+
+def check_image_folder(folder: str, sample: int | None = None) -> DataReport:
+    """Classification layout: ``folder/<class>/<image>``; every image readable."""
+    report = DataReport(folder)
+    classes = sorted(d for d in os.listdir(folder) if osp.isdir(osp.join(folder, d)))
+    paths = _files(folder)
+    report.stats.update(classes=len(classes), images=len(paths))
+    if not paths:
+        report.add(ERROR, "image folders without images", folder)
+    for name in classes:
+        if not _files(osp.join(folder, name)):
+            report.add(WARNING, "classes with no images", name)
+    check_images(report, paths, folder, sample)
+    return report
+
+
+def check_dataset_config(dataset: dict, sample: int | None = None) -> list[DataReport]:
+    """Check the data an mmengine dataset config reads (wrappers are looked through)."""
+    while "dataset" in dataset and isinstance(dataset["dataset"], dict):
+        dataset = dataset["dataset"]
+    if "datasets" in dataset:
+        return [r for d in dataset["datasets"] for r in check_dataset_config(d, sample)]
+    root = dataset.get("data_root") or ""
+    prefix = dataset.get("data_prefix") or {}
+    ann_file = dataset.get("ann_file") or ""
+    if ann_file.endswith(".json") and "img" in prefix:
+        classes = (dataset.get("metainfo") or {}).get("classes")
+        return [check_coco(osp.join(root, ann_file), osp.join(root, prefix["img"]),
+                           list(classes) if classes else None, sample)]
+    folders = [prefix] if isinstance(prefix, str) else list(prefix.values())
+    reports = []
+    for folder in folders:
+        path = osp.join(root, folder)
+        if osp.isdir(path):
+            reports.append(check_image_folder(path, sample))
+    return reports
+
+
+def check_path(path: str, sample: int | None = None) -> list[DataReport]:
+    """Check a dataset folder in any layout ``tools/train.py --data`` takes, or a COCO json
+    (images looked up in the folder named like its suffix, as for ``--data``)."""
+    from cplugins.templates.data import DataError, resolve_data
+
+    if osp.isfile(path) and path.endswith(".json"):
+        root = osp.dirname(osp.dirname(osp.abspath(path)))
+        suffix = osp.basename(path)[:-len(".json")].split("_", 1)[-1]
+        candidates = [f"{suffix}/", f"images/{suffix}/", "images/", ""]
+        img = next(c for c in candidates if osp.isdir(osp.join(root, c)))
+        return [check_coco(path, osp.join(root, img), None, sample)]
+    if not osp.isdir(path):
+        raise DataCheckError(f"{path}: no such file or directory; give a dataset folder or a "
+                             "COCO annotation json")
+    problems = []
+    for task in ("detection", "classification", "segmentation"):
+        try:
+            info = resolve_data(task, path)
+        except DataError as exc:
+            problems.append(str(exc))
+            continue
+        reports = []
+        for split in info.splits:
+            reports += check_dataset_config(info.dataset(split, pipeline=[]), sample)
+        return reports
+    raise DataCheckError(f"{path}: not a dataset layout cplugins knows:\n  "
+                         + "\n  ".join(problems))
+
+
+def print_reports(reports: list[DataReport], stream=None) -> int:
+    """Print the reports; 1 when any has errors, else 0."""
+    import sys
+
+    stream = stream or sys.stdout
+    for report in reports:
+        stream.write(report.format() + "\n")
+    return 1 if any(r.errors for r in reports) else 0
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+def cmd_data_check(args) -> int:
+    import sys
+
+    try:
+        reports = check_path(args.path, args.sample)
+    except DataCheckError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return print_reports(reports)
+
+
+def add_parsers(sub) -> None:
+    """``cplugins data check PATH [--sample N]`` (light: no torch)."""
+    p_data = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
+    data_sub = p_data.add_subparsers(dest="data_command", required=True)
+    p_check = data_sub.add_parser(
+        "check", help="find missing/truncated images and bad annotations before training",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+    p_check.add_argument("path", help="dataset folder (COCO, image folders, img_dir/ann_dir) "
+                                      "or a COCO annotation json")
+    p_check.add_argument("--sample", type=_positive, metavar="N",
+                         help="decode only N images per split, chosen reproducibly (big sets); "
+                              "annotations are always checked in full")
+    p_check.set_defaults(func=cmd_data_check)
+
+
+def check_training_data(cfg, sample: int | None = None, stream=None) -> list[DataReport]:
+    """Check the data of ``cfg``'s train and val dataloaders; print what was found (rank 0)
+    and raise :class:`DataCheckError` when there are errors."""
+    import sys
+
+    reports = []
+    for loader in ("train_dataloader", "val_dataloader"):
+        dataset = (cfg.get(loader) or {}).get("dataset")
+        if isinstance(dataset, dict):
+            reports += check_dataset_config(dataset, sample)
+    failed = [r for r in reports if r.errors]
+    if failed:
+        raise DataCheckError("the data check found errors (--no-data-check skips it):\n"
+                             + "\n".join(r.format() for r in reports))
+    if os.environ.get("RANK", "0") == "0":
+        stream = stream or sys.stderr
+        for report in reports:
+            stream.write(f"data check: {report.format()}\n")
+    return reports
