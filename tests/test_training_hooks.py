@@ -1,0 +1,150 @@
+"""The safeguard hooks and the CPU mixed-precision wrapper in a real mmengine Runner, on a
+one-layer model (fast): skip vs stop on a NaN batch, bf16 autocast on CPU."""
+from __future__ import annotations
+
+import pytest
+import torch
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+from torch import nn
+from torch.utils.data import Dataset
+
+import cplugins.all  # noqa: F401  (registers the hooks and the wrapper)
+from cplugins.training.errors import NonFiniteError
+
+
+class Regression(BaseModel):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+        self.seen_dtypes: list[torch.dtype] = []
+
+    def forward(self, inputs, targets=None, mode="tensor"):
+        out = self.linear(inputs)
+        self.seen_dtypes.append(out.dtype)
+        if mode == "loss":
+            return {"loss_mse": ((out.float() - targets) ** 2).mean()}
+        return out
+
+
+class Points(Dataset):
+    """16 samples; sample ``poisoned`` has a NaN input (a corrupt record)."""
+
+    def __init__(self, poisoned: int | None = None):
+        generator = torch.Generator().manual_seed(0)
+        self.x = torch.randn(16, 4, generator=generator)
+        self.y = self.x.sum(1, keepdim=True)
+        if poisoned is not None:
+            self.x[poisoned, 0] = float("nan")
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        return {"inputs": self.x[i], "targets": self.y[i]}
+
+
+def _runner(tmp_path, poisoned=None, hook=None, wrapper="OptimWrapper", iters=8):
+    model = Regression()
+    runner = Runner(
+        model=model, work_dir=str(tmp_path),
+        train_dataloader=dict(dataset=Points(poisoned), batch_size=2, num_workers=0,
+                              sampler=dict(type="DefaultSampler", shuffle=False),
+                              collate_fn=dict(type="default_collate")),
+        optim_wrapper=dict(type=wrapper, optimizer=dict(type="SGD", lr=0.05)),
+        train_cfg=dict(by_epoch=False, max_iters=iters),
+        custom_hooks=[hook or dict(type="NanGuardHook")],
+        default_hooks=dict(checkpoint=dict(type="AtomicCheckpointHook", interval=100)),
+        default_scope="mmengine", experiment_name=f"{tmp_path.name}")
+    return runner, model
+
+
+def test_stop_names_the_iteration_and_term(tmp_path):
+    runner, model = _runner(tmp_path, poisoned=6)   # batch 4 (iteration 4) holds sample 6
+    with pytest.raises(NonFiniteError, match=r"iteration 4: non-finite loss=nan, "
+                                             r"loss_mse=nan, gradient norm=nan"):
+        runner.train()
+    assert torch.isfinite(model.linear.weight).all()  # the NaN step was not applied
+
+
+def test_skip_goes_on_with_finite_weights(tmp_path):
+    runner, model = _runner(tmp_path, poisoned=6,
+                            hook=dict(type="NanGuardHook", action="skip"))
+    before = model.linear.weight.detach().clone()
+    runner.train()
+    assert runner.iter == 8
+    assert torch.isfinite(model.linear.weight).all()
+    assert not torch.equal(before, model.linear.weight)  # the other 7 steps were applied
+
+
+def test_skip_stops_after_too_many_in_a_row(tmp_path):
+    dataset_all_bad = dict(type="NanGuardHook", action="skip", max_consecutive_skips=2)
+    runner, _ = _runner(tmp_path, poisoned=None, hook=dataset_all_bad)
+    runner.train_dataloader.dataset.x[:] = float("nan")
+    with pytest.raises(NonFiniteError, match="iteration 2: .* \\(2 steps in a row\\)"):
+        runner.train()
+
+
+def test_cpu_amp_runs_in_bfloat16_and_learns(tmp_path):
+    runner, model = _runner(tmp_path, wrapper="CpuAmpOptimWrapper", iters=8)
+    before = model.linear.weight.detach().clone()
+    runner.train()
+    assert torch.bfloat16 in model.seen_dtypes
+    assert model.linear.weight.dtype == torch.float32
+    assert not torch.equal(before, model.linear.weight)
+
+
+class NoisyDropout(Regression):
+    """Draws from torch's global generator in every training step (like proposal sampling)."""
+
+    def forward(self, inputs, targets=None, mode="tensor"):
+        return super().forward(nn.functional.dropout(inputs, 0.5, self.training), targets, mode)
+
+
+class NoisyPoints(Points):
+    """Draws from numpy's global generator per sample (like RandomFlip)."""
+
+    def __getitem__(self, i):
+        import numpy as np
+
+        item = super().__getitem__(i)
+        return dict(item, inputs=item["inputs"] + float(np.random.rand()))
+
+
+def _resumable(work_dir, iters, resume=None, val=False):
+    loader = dict(dataset=NoisyPoints(), batch_size=2, num_workers=0,
+                  sampler=dict(type="DefaultSampler", shuffle=True),
+                  collate_fn=dict(type="default_collate"))
+    extra = {}
+    if val:  # validation between checkpoints must not shift the training stream
+        from mmengine.evaluator import BaseMetric
+
+        class Count(BaseMetric):
+            def process(self, data_batch, data_samples):
+                self.results.append(len(data_samples))
+
+            def compute_metrics(self, results):
+                return {"n": sum(results)}
+
+        extra = dict(val_dataloader=loader, val_cfg=dict(), val_evaluator=[Count()])
+    torch.manual_seed(0)  # the model is built before the runner seeds
+    runner = Runner(
+        model=NoisyDropout(), work_dir=str(work_dir), train_dataloader=loader,
+        optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.05, momentum=0.9)),
+        train_cfg=dict(by_epoch=False, max_iters=iters, val_interval=3),
+        custom_hooks=[dict(type="RandomStateHook")],
+        default_hooks=dict(checkpoint=dict(type="AtomicCheckpointHook", by_epoch=False,
+                                           interval=4)),
+        randomness=dict(seed=0), resume=resume is not None, load_from=resume,
+        default_scope="mmengine", experiment_name=f"{work_dir.name}{iters}{resume}", **extra)
+    runner.train()
+    return runner.model.linear.weight.detach().clone()
+
+
+@pytest.mark.parametrize("val", [False, True])
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path, val):
+    straight = _resumable(tmp_path / "straight", 10, val=val)
+    _resumable(tmp_path / "first", 6, val=val)   # checkpoints at 4 (and 6: the last)
+    resumed = _resumable(tmp_path / "second", 10, resume=str(tmp_path / "first" / "iter_4.pth"),
+                         val=val)
+    assert torch.equal(straight, resumed), (straight - resumed).abs().max()
