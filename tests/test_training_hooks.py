@@ -44,7 +44,8 @@ class Points(Dataset):
         return {"inputs": self.x[i], "targets": self.y[i]}
 
 
-def _runner(tmp_path, poisoned=None, hook=None, wrapper="OptimWrapper", iters=8):
+def _runner(tmp_path, poisoned=None, hook=None, wrapper="OptimWrapper", iters=8,
+            checkpoint=None):
     model = Regression()
     runner = Runner(
         model=model, work_dir=str(tmp_path),
@@ -53,18 +54,37 @@ def _runner(tmp_path, poisoned=None, hook=None, wrapper="OptimWrapper", iters=8)
                               collate_fn=dict(type="default_collate")),
         optim_wrapper=dict(type=wrapper, optimizer=dict(type="SGD", lr=0.05)),
         train_cfg=dict(by_epoch=False, max_iters=iters),
-        custom_hooks=[hook or dict(type="NanGuardHook")],
-        default_hooks=dict(checkpoint=dict(type="AtomicCheckpointHook", interval=100)),
+        custom_hooks=[hook or dict(type="NanGuardHook")] if hook != {} else [],
+        default_hooks=dict(checkpoint=checkpoint or dict(type="AtomicCheckpointHook",
+                                                         interval=100)),
         default_scope="mmengine", experiment_name=f"{tmp_path.name}")
     return runner, model
 
 
+EVERY_ITERATION_KEEP_ONE = dict(type="AtomicCheckpointHook", by_epoch=False, interval=1,
+                                max_keep_ckpts=1)
+
+
 def test_stop_names_the_iteration_and_term(tmp_path):
-    runner, model = _runner(tmp_path, poisoned=6)   # batch 4 (iteration 4) holds sample 6
+    runner, model = _runner(tmp_path, poisoned=6,   # batch 4 (iteration 4) holds sample 6
+                            checkpoint=EVERY_ITERATION_KEEP_ONE)
     with pytest.raises(NonFiniteError, match=r"iteration 4: non-finite loss=nan, "
-                                             r"loss_mse=nan, gradient norm=nan"):
+                                             r"loss_mse=nan, gradient norm=nan.* Last good "
+                                             r"checkpoint: .*iter_3.pth"):
         runner.train()
     assert torch.isfinite(model.linear.weight).all()  # the NaN step was not applied
+    assert [p.name for p in tmp_path.glob("*.pth")] == ["iter_3.pth"]
+    assert (tmp_path / "last_checkpoint").read_text() == str(tmp_path / "iter_3.pth")
+
+
+def test_checkpoint_hook_refuses_non_finite_weights_without_the_guard(tmp_path):
+    runner, model = _runner(tmp_path, poisoned=6, hook={}, checkpoint=EVERY_ITERATION_KEEP_ONE)
+    with pytest.raises(NonFiniteError, match=r"not saving .*iter_4.pth: 2 model tensors hold "
+                                             r"NaN or inf \(first: linear.weight, linear.bias\); "
+                                             r"last good checkpoint: .*iter_3.pth"):
+        runner.train()
+    assert [p.name for p in tmp_path.glob("*.pth")] == ["iter_3.pth"]
+    assert (tmp_path / "last_checkpoint").read_text() == str(tmp_path / "iter_3.pth")
 
 
 def test_skip_goes_on_with_finite_weights(tmp_path):
