@@ -1,8 +1,9 @@
 """A CPU-cheap detector config and runners for the training-safeguard tests.
 
-Faster R-CNN, a 16-base-channel ResNet-18 from scratch, a 32-channel FPN, 64x80 synthetic shapes: the smallest
-config that still draws random numbers in training (proposal sampling from torch's global
-generator, RandomFlip from numpy's) as the demo does. Seeded and deterministic.
+Faster R-CNN, a 16-base-channel ResNet-18 from scratch, a 32-channel FPN, 64x80 synthetic
+shapes: the smallest config that still draws random numbers in training (proposal sampling
+from torch's global generator, RandomFlip from numpy's) as the demo does. Seeded and
+deterministic.
 """
 from __future__ import annotations
 

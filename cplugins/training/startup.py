@@ -5,8 +5,12 @@ from __future__ import annotations
 import sys
 
 from cplugins.training.errors import CheckpointFileError, CheckpointMismatchError
-from cplugins.training.loading import (compare_with_model, is_local_path, mismatch_summary,
-                                       read_checkpoint)
+from cplugins.training.loading import (
+    compare_with_model,
+    is_local_path,
+    mismatch_summary,
+    read_checkpoint,
+)
 
 
 def resume_target(resume: str | None, work_dir: str, or_start: bool = False) -> str | None:

@@ -1,0 +1,166 @@
+"""Checkpoints: bit-exact resume after SIGKILL, atomic writes under a failing disk, strict
+loading in tools/test.py and --resume, one clear line for unusable files (real tools)."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import torch
+from helpers import run_python
+from training_setup import (
+    TEST,
+    error_lines,
+    output,
+    train,
+    train_and_kill_after_first_checkpoint,
+    write_tiny_config,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _state(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    return write_tiny_config(tmp_path_factory.mktemp("ckpt"), max_iters=6, interval=2)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(config, tmp_path_factory):
+    """6 iterations, checkpoints at 2, 4, 6."""
+    work_dir = tmp_path_factory.mktemp("uninterrupted")
+    result = train(config, work_dir)
+    assert result.returncode == 0, output(result)[-3000:]
+    return work_dir
+
+
+def test_resume_after_sigkill_is_bit_identical(config, uninterrupted, tmp_path):
+    work_dir = tmp_path / "killed"
+    train_and_kill_after_first_checkpoint(config, work_dir)
+    resumed_from = (work_dir / "last_checkpoint").read_text().strip()
+    assert os.path.basename(resumed_from) in ("iter_2.pth", "iter_4.pth")
+
+    result = train(config, work_dir, "--resume")
+    assert result.returncode == 0, output(result)[-3000:]
+    assert "resumed" in output(result)
+    expected, got = _state(uninterrupted / "iter_6.pth"), _state(work_dir / "iter_6.pth")
+    assert expected.keys() == got.keys()
+    differing = [k for k in expected if not torch.equal(expected[k], got[k])]
+    assert not differing, f"{len(differing)} of {len(expected)} tensors differ: {differing[:5]}"
+
+
+def test_failed_checkpoint_write_keeps_the_last_good_one(uninterrupted, config, tmp_path):
+    """The disk 'fills up' (a file size limit: writes past it fail with EFBIG) while the
+    iteration-4 checkpoint is written: the error says so, iteration 2 stays the last one."""
+    work_dir = tmp_path / "work"
+    work_dir.mkdir()
+    good = work_dir / "iter_2.pth"
+    shutil.copy(uninterrupted / "iter_2.pth", good)
+    (work_dir / "last_checkpoint").write_text(str(good))
+    size = good.stat().st_size
+    result = train(config, work_dir, "--resume", fsize_limit=size // 2)
+
+    assert result.returncode != 0, output(result)[-3000:]
+    errors = error_lines(result)
+    assert len(errors) == 1, output(result)[-3000:]
+    assert "could not write checkpoint" in errors[0] and "iter_4.pth" in errors[0]
+    assert f"last good checkpoint: {good}" in errors[0]
+    assert sorted(p.name for p in work_dir.glob("*.pth")) == ["iter_2.pth"]
+    assert not list(work_dir.glob(".*tmp*"))
+    assert (work_dir / "last_checkpoint").read_text().strip() == str(good)
+    assert torch.equal(_state(good)["backbone.conv1.weight"],
+                       _state(uninterrupted / "iter_2.pth")["backbone.conv1.weight"])
+
+
+def test_resume_with_nothing_to_resume_fails(config, tmp_path):
+    result = train(config, tmp_path / "empty", "--resume")
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        f"error: --resume: nothing to resume in {tmp_path / 'empty'} (no last_checkpoint file); "
+        "drop --resume to start from scratch, give --resume CKPT, or use --resume-or-start"]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty"])
+def test_unusable_checkpoint_is_one_line_before_anything_is_built(kind, uninterrupted, config,
+                                                                  tmp_path):
+    bad = tmp_path / "bad.pth"
+    data = (uninterrupted / "iter_2.pth").read_bytes()
+    bad.write_bytes(data[: len(data) // 3] if kind == "truncated" else b"")
+    expected = "is truncated or not a PyTorch checkpoint" if kind == "truncated" else \
+        "is empty (0 bytes)"
+    for argv in ([TEST, str(config), str(bad)],):
+        result = run_python("", args=argv)
+        assert result.returncode != 0
+        assert len(error_lines(result)) == 1 and expected in error_lines(result)[0], \
+            output(result)[-2000:]
+        assert "Traceback" not in result.stderr
+    result = train(config, tmp_path / "work", "--resume", str(bad))
+    assert result.returncode != 0
+    assert len(error_lines(result)) == 1 and expected in error_lines(result)[0]
+    # before the runner: no log file, no work dir content
+    assert not list((tmp_path / "work").glob("*/*.log"))
+
+
+def test_test_refuses_a_checkpoint_of_another_model(uninterrupted, config, tmp_path):
+    checkpoint = torch.load(uninterrupted / "iter_6.pth", map_location="cpu",
+                            weights_only=True)
+    # the same detector with 5 classes: other classification and regression layer shapes
+    state = checkpoint["state_dict"]
+    state["roi_head.bbox_head.fc_cls.weight"] = torch.zeros(6, 64)
+    state["roi_head.bbox_head.fc_cls.bias"] = torch.zeros(6)
+    state["roi_head.bbox_head.fc_reg.weight"] = torch.zeros(20, 64)
+    state["roi_head.bbox_head.fc_reg.bias"] = torch.zeros(20)
+    checkpoint["meta"]["dataset_meta"] = dict(classes=("a", "b", "c", "d", "e"))
+    five = tmp_path / "five.pth"
+    torch.save(checkpoint, five)
+    result = run_python("", args=[TEST, str(config), str(five), "--work-dir",
+                                  str(tmp_path / "t")])
+    assert result.returncode != 0
+    message = result.stderr
+    assert "does not match the model: 0 keys missing, 0 unexpected, 4 with another shape" \
+        in message, message[-3000:]
+    assert "roi_head.bbox_head.fc_cls.weight [6, 64] vs [4, 64]" in message
+    assert "config tiny_frcnn.py" in message and "5 classes (a, b, c, d, e)" in message
+    assert "coco/bbox_mAP" not in output(result)
+
+    # a plain (torchvision-style) state dict: nothing matches, no meta
+    plain = tmp_path / "plain.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 512)},
+               plain)
+    result = run_python("", args=[TEST, str(config), str(plain)])
+    assert result.returncode != 0
+    assert "2 unexpected" in result.stderr and "(0 match)" in result.stderr
+    assert "no meta" in result.stderr
+
+    # --allow-partial: today's behaviour (evaluated, with the summary as a warning)
+    result = run_python("", args=[TEST, str(config), str(five), "--allow-partial",
+                                  "--work-dir", str(tmp_path / "t")])
+    assert result.returncode == 0, output(result)[-3000:]
+    assert "warning: checkpoint" in result.stderr and "coco/bbox_mAP" in output(result)
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(config, tmp_path):
+    plain = tmp_path / "plain.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, plain)
+    result = train(config, tmp_path / "work", "--resume", str(plain))
+    assert result.returncode != 0
+    errors = error_lines(result)
+    assert len(errors) == 1 and "does not match the model" in errors[0], output(result)[-3000:]
+
+
+def test_weights_only_protection_still_refuses_code(config, tmp_path):
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(b"")
+    code = (f"import os, torch\n"
+            f"class Evil:\n"
+            f"    def __reduce__(self): return (os.system, ('touch {tmp_path}/pwned',))\n"
+            f"torch.save({{'state_dict': {{}}, 'x': Evil()}}, {str(evil)!r})\n")
+    assert run_python(code).returncode == 0
+    result = run_python("", args=[TEST, str(config), str(evil)])
+    assert result.returncode != 0
+    assert "refused by weights-only loading" in result.stderr, result.stderr[-2000:]
+    assert not (tmp_path / "pwned").exists()

@@ -1,0 +1,53 @@
+"""NaN guard: a diverging run stops with the reason, keeps its last good checkpoint and never
+writes or points at a non-finite one; an empty validation is an error (real tools/train.py)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from training_setup import error_lines, output, train, write_tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def _finite(path) -> bool:
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
+
+
+def test_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    # SGD at lr 1e6 without clipping: weights explode after the first step, the loss is not
+    # finite from iteration 2 on (what the issue saw with a diverging learning rate)
+    config = write_tiny_config(tmp_path, max_iters=6, interval=1, extra="""
+        optim_wrapper = dict(_delete_=True, type='OptimWrapper',
+                             optimizer=dict(type='SGD', lr=1e6, momentum=0.9))
+        default_hooks = dict(checkpoint=dict(max_keep_ckpts=1))
+    """)
+    work_dir = tmp_path / "work"
+    result = train(config, work_dir)
+
+    assert result.returncode != 0, output(result)[-3000:]
+    errors = error_lines(result)
+    assert len(errors) == 1, output(result)[-3000:]
+    assert "Traceback" not in result.stderr
+    assert "training stopped at iteration" in errors[0] and "non-finite" in errors[0]
+    assert "loss" in errors[0]
+    checkpoints = sorted(work_dir.glob("iter_*.pth"))
+    assert checkpoints, "the good first iteration's checkpoint was deleted"
+    assert all(_finite(path) for path in checkpoints)
+    last = (work_dir / "last_checkpoint").read_text().strip()
+    assert last in map(str, checkpoints)
+    assert f"Last good checkpoint: {last}" in errors[0]
+    assert not list(work_dir.glob(".*.tmp"))
+
+
+def test_empty_validation_is_an_error(tmp_path):
+    # no box can pass a score threshold above 1: the evaluator gets no results at all
+    config = write_tiny_config(tmp_path, max_iters=1, extra="""
+        train_cfg = dict(val_interval=1)
+        model = dict(test_cfg=dict(rcnn=dict(score_thr=1.5)))
+    """)
+    result = train(config, tmp_path / "work")
+    assert result.returncode != 0, output(result)[-3000:]
+    errors = error_lines(result)
+    assert len(errors) == 1 and "validation at iteration 1 produced no metrics" in errors[0], \
+        output(result)[-3000:]
