@@ -240,7 +240,9 @@ def check_image_folder(folder: str, sample: int | None = None) -> DataReport:
 
 
 def check_dataset_config(dataset: dict, sample: int | None = None) -> list[DataReport]:
-    """Check the data an mmengine dataset config reads (wrappers are looked through)."""
+    """Check the data an mmengine dataset config reads (wrappers are looked through): COCO
+    datasets and folder datasets (no ``ann_file``); other formats and remote storage are
+    not checked (no report)."""
     while "dataset" in dataset and isinstance(dataset["dataset"], dict):
         dataset = dataset["dataset"]
     if "datasets" in dataset:
@@ -248,10 +250,15 @@ def check_dataset_config(dataset: dict, sample: int | None = None) -> list[DataR
     root = dataset.get("data_root") or ""
     prefix = dataset.get("data_prefix") or {}
     ann_file = dataset.get("ann_file") or ""
-    if ann_file.endswith(".json") and "img" in prefix:
+    kind = str(dataset.get("type", ""))
+    if dataset.get("backend_args") or "://" in root:
+        return []  # remote storage: read through mmengine's backends, not checked here
+    if "Coco" in kind and ann_file.endswith(".json") and "img" in prefix:
         classes = (dataset.get("metainfo") or {}).get("classes")
         return [check_coco(osp.join(root, ann_file), osp.join(root, prefix["img"]),
                            list(classes) if classes else None, sample)]
+    if ann_file:
+        return []  # an annotation format this checker does not read
     folders = [prefix] if isinstance(prefix, str) else list(prefix.values())
     reports = []
     for folder in folders:
