@@ -37,6 +37,15 @@ def test_torchvision_imports_and_mmpretrain_models_load():
     assert "OK" in result.stdout and "torchvision-ops" in result.stdout
 
 
+def test_mmdet_benchmark_tools_import():
+    """mmdet's tools/analysis_tools/benchmark.py runs on mmdet.utils.benchmark, which imports
+    psutil without mmdet declaring it: the pinned stack carries it."""
+    result = run_python("import cplugins, mmdet.utils.benchmark as b; "
+                        "print(b.InferenceBenchmark.__name__, b.DataLoaderBenchmark.__name__)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["InferenceBenchmark", "DataLoaderBenchmark"]
+
+
 def test_without_cplugins_torchvision_still_fails_here():
     """Guards the test above: the breakage is real on this stack (else the fix is moot)."""
     result = run_python("import torchvision")

@@ -225,16 +225,19 @@ class MultiLevelRoIPooling(BaseRoIExtractor):
                                 levels_first=levels_first)
 
     def _prepare(
-        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None
+        self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None,
+        levels: int | None = None,
     ) -> tuple[list[Tensor], Tensor]:
-        """Check the inputs; the first ``num_inputs`` levels and (rescaled) RoIs."""
+        """Check the inputs; the first ``levels`` (default ``num_inputs``) levels and the
+        (rescaled) RoIs."""
         name = type(self).__name__
-        if len(feats) < self.num_inputs:
+        levels = self.num_inputs if levels is None else levels
+        if len(feats) < levels:
             raise ValueError(
                 f"{name} has featmap_strides={self.featmap_strides} ({self.num_inputs} levels) "
                 f"but got {len(feats)} feature maps"
             )
-        feats = list(feats[: self.num_inputs])
+        feats = list(feats[:levels])
         for i, f in enumerate(feats):
             if f.dim() != 4 or f.size(1) != self.out_channels:
                 raise ValueError(
@@ -285,7 +288,9 @@ class SoftRoIExtractor(MultiLevelRoIPooling):
         out_channels: channels ``C`` of every pyramid level (and of the output).
         featmap_strides: stride of each level, finest first. With a single level there is
             nothing to select: the output is that level's RoI layer output, and no attention
-            parameters are created.
+            parameters are created. Given one feature map while declaring several strides,
+            it pools every RoI from that map with the first stride's RoI layer, as
+            ``SingleRoIExtractor`` does (``roi_scale_factor`` still applies).
         attention_channels: hidden channels ``C'`` of the attention (default ``C``, as in the
             public code).
         backend: pooling backend, as :class:`MultiLevelRoIPooling`.
@@ -320,9 +325,13 @@ class SoftRoIExtractor(MultiLevelRoIPooling):
     def forward(
         self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None = None
     ) -> Tensor:
-        """``L`` maps (N, C, H_l, W_l) and (K, 5) RoIs -> fused RoI features (K, C, S, S)."""
-        feats, rois = self._prepare(feats, rois, roi_scale_factor)
-        if self.num_inputs == 1:
+        """``L`` maps (N, C, H_l, W_l) and (K, 5) RoIs -> fused RoI features (K, C, S, S).
+
+        One map (N, C, H, W) whatever ``L``: RoI layer output on it (``SingleRoIExtractor``).
+        """
+        one_map = len(feats) == 1
+        feats, rois = self._prepare(feats, rois, roi_scale_factor, levels=1 if one_map else None)
+        if one_map or self.num_inputs == 1:
             return self.roi_layers[0](feats[0], rois)
         k, c = rois.size(0), self.out_channels
         if k == 0:  # keep every parameter in the graph (distributed training)

@@ -200,6 +200,25 @@ def test_single_level_equals_roi_align():
                                rtol=0, atol=0)
 
 
+def test_one_map_with_several_strides_pools_like_single_roi_extractor():
+    """A one-map pyramid with four strides: mmdet's SingleRoIExtractor pools every RoI from that
+    map with the first stride's RoI layer; as its drop-in, SoftRoIExtractor does the same."""
+    from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
+
+    torch.manual_seed(0)
+    srs = randomize_(SoftRoIExtractor(layer_cfg(), C, STRIDES))
+    stock = SingleRoIExtractor(layer_cfg(), C, STRIDES)
+    (feat,) = pyramid(97, 131, strides=[4])
+    rois = rois_in_image(30, 97, 131)
+    with torch.no_grad():
+        torch.testing.assert_close(srs([feat], rois), stock([feat], rois), rtol=0, atol=0)
+        empty = srs([feat], rois[:0])
+    assert empty.shape == (0, C, 7, 7)
+    with pytest.raises(ValueError, match=r"featmap_strides=\[4, 8, 16, 32\] \(4 levels\) but "
+                                         r"got 2 feature maps"):
+        srs([feat, feat], rois)
+
+
 def test_shapes_and_gradient_flow():
     torch.manual_seed(0)
     srs = SoftRoIExtractor(layer_cfg(), C, STRIDES, attention_channels=6)
