@@ -1,14 +1,21 @@
-"""Turn mmengine's "X is not in the registry" into an answer: close names, plugins."""
+"""Turn mmengine's "X is not in the registry" into an answer: close names, scopes, plugins.
+
+:func:`arm` puts the explanation into mmengine's own ``Registry.build``, so a stock
+``Runner.from_cfg`` or mmdet's ``tools/train.py`` explains too, once a cplugins plugin (or
+cplugins' manager) was imported. The error stays a ``KeyError`` (:class:`UnknownTypeError`).
+"""
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from cplugins import import_hooks
 from cplugins.errors import UnknownTypeError
-from cplugins.manager import get_manager
+from cplugins.manager import PluginRecord, get_manager
 from cplugins.spec import REGISTRY_ATTRIBUTES, SCOPE_PACKAGES
 
 _MISSING = re.compile(
@@ -26,15 +33,54 @@ def _find_registry(scope: str | None, name: str):
         return None
 
 
+def _default_scope() -> str:
+    from mmengine.registry import DefaultScope
+
+    current = DefaultScope.get_current_instance()
+    return current.scope_name if current is not None else "none"
+
+
+def _searched(registry) -> list[str]:
+    chain = []
+    while registry is not None:
+        chain.append(f"{registry.scope}::{registry.name}")
+        registry = registry.parent
+    return chain
+
+
+def _plugin_line(short: str, record: PluginRecord, searched: list[str]) -> str | None:
+    about = f"{short} is provided by plugin {record.name!r} ({record.label}), which"
+    if record.status == "failed":
+        return f"{about} failed to load: {record.error}"
+    if record.status == "incompatible":
+        return f"{about} is not loaded: {record.error}"
+    if record.status == "discovered":
+        return (f"{about} is installed but not imported: add custom_imports=dict(imports="
+                f"['{record.package}']) (or ['cplugins.all']) to the config.")
+    wrong = [r for r in record.registrations
+             if r.spec.name == short and r.status == "registered" and str(r.registry) not in
+             searched]
+    if wrong:
+        places = ", ".join(str(r.registry) for r in wrong)
+        return (f"{about} registers it in {places}: use it from that scope, or prefix the "
+                f"type with the scope, e.g. type='{wrong[0].registry.scope}.{short}'.")
+    return None
+
+
 def explain_unknown_type(type_name: str, scope: str | None, registry_name: str) -> str:
-    """A message for an unknown ``type``: the closest names and what plugins could help."""
+    """A message for an unknown ``type``: default scope, scopes searched, the closest names,
+    and the installed plugins that provide the name or failed before saying what they
+    provide."""
     from cplugins.registries import visible_names
 
-    short = type_name.split(".")[-1]
+    prefix, _, short = type_name.rpartition(".")
     label = f"{scope}::{registry_name}" if scope else registry_name
     lines = [f"type {type_name!r} is not in the {label} registry."]
-    registry = _find_registry(scope, registry_name)
+    registry = _find_registry(prefix if prefix in SCOPE_PACKAGES else scope, registry_name)
+    searched = _searched(registry) if registry is not None else []
     if registry is not None:
+        lines.append(f"Default scope: {_default_scope()}; registries searched: "
+                     f"{', '.join(searched)}.")
         registry.import_from_location()
         close = difflib.get_close_matches(short, sorted(visible_names(registry)), n=5, cutoff=0.5)
         if close:
@@ -42,17 +88,32 @@ def explain_unknown_type(type_name: str, scope: str | None, registry_name: str) 
     manager = get_manager()
     manager.discover()
     for record in manager.providers_of(short):
-        if record.status == "failed":
-            lines.append(f"{short} is provided by plugin {record.name!r} ({record.label}), which "
-                         f"failed to load: {record.error}")
-        elif record.status == "discovered":
-            lines.append(f"{short} is provided by plugin {record.name!r} ({record.label}), which "
-                         f"is installed but not imported: add custom_imports=dict(imports="
-                         f"['{record.package}']) (or ['cplugins.all']) to the config.")
+        line = _plugin_line(short, record, searched)
+        if line:
+            lines.append(line)
+    unknown = [r for r in manager.records.values() if r.status == "failed" and not r.specs]
+    if unknown:
+        lines.append("Plugins that failed before declaring their modules (one may provide "
+                     f"{short}): " + "; ".join(f"{r.name} ({r.label}): {r.error}"
+                                               for r in unknown))
     plugins = [f"{r.name} ({r.label}, {r.status})" for r in manager.records.values()
                if not r.builtin]
     lines.append(f"Installed plugins: {', '.join(plugins) or 'none'}.")
     return "\n".join(lines)
+
+
+def explained(exc: KeyError) -> UnknownTypeError | None:
+    """``exc`` as an explained :class:`UnknownTypeError`, or None if it is another KeyError."""
+    if isinstance(exc, UnknownTypeError):
+        return None
+    match = _MISSING.search(str(exc.args[0]) if exc.args else "")
+    if match is None:
+        return None
+    try:
+        message = explain_unknown_type(match["name"], match["scope"], match["registry"])
+    except Exception:  # explaining must never hide the original error
+        return None
+    return UnknownTypeError(message)
 
 
 @contextmanager
@@ -61,10 +122,32 @@ def explain_unknown_types() -> Iterator[None]:
     try:
         yield
     except KeyError as exc:
-        if isinstance(exc, UnknownTypeError):
+        error = explained(exc)
+        if error is None:
             raise
-        match = _MISSING.search(str(exc.args[0]) if exc.args else "")
-        if match is None:
-            raise
-        message = explain_unknown_type(match["name"], match["scope"], match["registry"])
-        raise UnknownTypeError(message) from exc
+        raise error from exc
+
+
+def _explain_registry_build(module) -> None:
+    registry_class = module.Registry
+    if getattr(registry_class.build, "cplugins_explained", False):
+        return
+    original = registry_class.build
+
+    @functools.wraps(original)
+    def build(self, cfg, *args, **kwargs):
+        try:
+            return original(self, cfg, *args, **kwargs)
+        except KeyError as exc:
+            error = explained(exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    build.cplugins_explained = True
+    registry_class.build = build
+
+
+def arm() -> None:
+    """Explain unknown types in every ``Registry.build`` from when mmengine is imported."""
+    import_hooks.when_imported("mmengine.registry.registry", _explain_registry_build)

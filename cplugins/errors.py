@@ -19,3 +19,11 @@ class UnknownTypeError(CPluginsError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class PluginIncompatibleError(CPluginsError):
+    """A plugin's version ranges (its Requires-Dist) exclude the installed stack."""
+
+
+class PluginLockError(CPluginsError):
+    """A checkpoint needs plugin distributions that are not installed."""

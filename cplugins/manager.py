@@ -26,7 +26,13 @@ from typing import Any
 import pluggy
 
 from cplugins import hookspecs
-from cplugins.errors import CPluginsError, PluginConflictError, PluginLoadError
+from cplugins.errors import (
+    CPluginsError,
+    PluginConflictError,
+    PluginIncompatibleError,
+    PluginLoadError,
+)
+from cplugins.import_cost import ImportCost, measure_import
 from cplugins.spec import ModuleSpec, RegistryRef
 
 ENTRY_POINT_GROUP = "cplugins"
@@ -45,7 +51,7 @@ class Registration:
 
     spec: ModuleSpec
     registry: RegistryRef
-    status: str = "declared"  # declared | registered | skipped | failed
+    status: str = "declared"  # declared | registered | skipped | failed | conflict
     reason: str = ""
 
 
@@ -58,12 +64,17 @@ class PluginRecord:
     distribution: str
     version: str
     builtin: bool = False
-    status: str = "discovered"  # discovered | active | failed
+    status: str = "discovered"  # discovered | active | failed | incompatible
     error: str = ""
     hooks: list[str] = field(default_factory=list)
     specs: list[ModuleSpec] = field(default_factory=list)
     registrations: list[Registration] = field(default_factory=list)
     plugin: ModuleType | None = None
+    #: what importing the hook module cost (a light one: well under a second, no torch)
+    import_cost: ImportCost | None = None
+    #: stack requirements the installed versions do not meet (``cplugins.versions``)
+    version_problems: list = field(default_factory=list)
+    settled: bool = False  # activation ran (modules registered, or stand-ins for them)
 
     @property
     def package(self) -> str:
@@ -85,13 +96,19 @@ def _requested_plugins() -> set[str] | None:
     return {item.strip() for item in value.split(",") if item.strip()}
 
 
-def _failed_module(name: str, message: str) -> type:
-    """A registry entry standing in for a module whose plugin failed: building it raises."""
+def _stand_in(name: str, message: str, error: type[CPluginsError] = PluginLoadError) -> type:
+    """A registry entry standing in for a module that cannot be used: building it raises.
+
+    Registered for modules whose plugin failed or is incompatible, and for names two
+    providers claim, so that a config using the name fails with the reason and the others
+    are not affected.
+    """
 
     def __init__(self, *args, **kwargs):
-        raise PluginLoadError(message)
+        raise error(message)
 
-    return type(name, (), {"__init__": __init__, "__doc__": message, "cplugins_failed": True})
+    return type(name, (), {"__init__": __init__, "__doc__": message, "cplugins_failed": True,
+                           "cplugins_error": error.__name__})
 
 
 class PluginManager:
@@ -104,6 +121,9 @@ class PluginManager:
         self.unknown_requested: set[str] = set()
         self._discovered = False
         self._discovering = False
+        # packages whose __init__ asked for activation while discovery ran (a hook module
+        # that imports its own package): activated once discovery is over (activate_pending)
+        self._deferred: list[str] = []
         # (registry label, name) -> (distribution label, target) of what we registered
         self._owners: dict[tuple[str, str], tuple[str, str]] = {}
 
@@ -126,8 +146,8 @@ class PluginManager:
                 if requested is not None and not {ep.name, dist} & requested:
                     continue
                 seen.update({ep.name, dist})
-                record = PluginRecord(ep.name, ep.value, dist, ep.dist.version if ep.dist else "?")
-                self._load(record, lambda value=ep.value: load_hook_module(value))
+                self._load(_record_of(ep), lambda value=ep.value: load_hook_module(value),
+                           ep.dist)
             if requested is not None:
                 self.unknown_requested = requested - seen
                 if self.unknown_requested:
@@ -140,31 +160,53 @@ class PluginManager:
             self._discovering = False
         return list(self.records.values())
 
-    def _load(self, record: PluginRecord, load) -> None:
+    def _load(self, record: PluginRecord, load, dist: metadata.Distribution | None = None
+              ) -> None:
         key = record.name if record.name not in self.records else record.hook_module
         self.records[key] = record
         try:
-            plugin = load()
+            plugin, record.import_cost = measure_import(load)
             self.pm.register(plugin, name=record.hook_module)
             record.plugin = plugin
             record.hooks = sorted(
                 impl.name for impl in self.pm.get_hookcallers(plugin) or [])
-            specs = self._collect_specs(plugin)
+            specs = self._collect_specs(plugin, record)
         except Exception as exc:  # one broken plugin must not take the others down
             self._fail(record, exc)
             return
+        finally:
+            if record.import_cost is not None and not record.import_cost.light:
+                warnings.warn(
+                    f"cplugins: the hook module {record.hook_module!r} of plugin "
+                    f"{record.name!r} ({record.label}) {record.import_cost}; every "
+                    f"`cplugins list` pays for it. A hook module should import only cplugins: "
+                    f"move the heavy imports into the modules its ModuleSpec targets name "
+                    f"(imported on activation).", CPluginsWarning, stacklevel=3)
         record.specs = specs
         record.registrations = [Registration(s, r) for s in specs for r in s.registries]
+        if dist is not None:
+            from cplugins import versions
 
-    def _collect_specs(self, plugin: ModuleType) -> list[ModuleSpec]:
+            record.version_problems = versions.version_problems(dist)
+            if record.version_problems:
+                record.status = "incompatible"
+                record.error = versions.describe(record.label, record.version_problems)
+                warnings.warn(f"cplugins: plugin {record.name!r}: {record.error}",
+                              CPluginsWarning, stacklevel=3)
+
+    def _collect_specs(self, plugin: ModuleType, record: PluginRecord) -> list[ModuleSpec]:
         impls = [i for i in self.pm.hook.cplugins_modules.get_hookimpls() if i.plugin is plugin]
         specs: list[ModuleSpec] = []
         for impl in impls:
-            result = impl.function()
+            try:
+                result = impl.function()
+            except ValueError as exc:  # a ModuleSpec refused its arguments
+                raise ValueError(f"cplugins_modules() of {record.hook_module}: {exc}") from exc
             for spec in result or []:
                 if not isinstance(spec, ModuleSpec):
                     raise TypeError(
-                        f"cplugins_modules() must return ModuleSpec objects, got {spec!r}")
+                        f"cplugins_modules() of {record.hook_module} must return a list of "
+                        f"cplugins.ModuleSpec, got {spec!r}")
                 specs.append(spec)
         return specs
 
@@ -176,34 +218,59 @@ class PluginManager:
 
     # -- activation ----------------------------------------------------------------------
     def activate_all(self) -> list[PluginRecord]:
-        """Register the modules of every discovered plugin."""
+        """Register the modules of every discovered plugin.
+
+        Problems stay with the plugin that has them: a failed or incompatible plugin's
+        modules, and names two providers claim, are refused when a config uses them.
+        """
         for record in self.discover():
-            self.activate(record)
+            self.activate(record, strict=False)
+        self.activate_pending()
         return list(self.records.values())
 
     def activate_package(self, package: str) -> PluginRecord | None:
         """Activate the plugin whose hook module lives in import package ``package``.
 
-        Called from a plugin's ``__init__`` (so ``custom_imports`` works). A single-module
-        plugin executed by discovery itself calls it too: then it does nothing.
+        Called from a plugin's ``__init__`` (so ``custom_imports`` works). While discovery
+        runs (a hook module importing its own package) the request is deferred until it ends.
+        Raises :class:`PluginIncompatibleError` when the plugin's version ranges do not hold.
         """
         if self._discovering:
+            self._deferred.append(package)
             return None
         self.discover()
+        self.activate_pending()
+        return self._activate_package(package, strict=True)
+
+    def _activate_package(self, package: str, strict: bool) -> PluginRecord:
         record = self._record_for_package(package)
         if record is None:  # excluded by CPLUGINS_LOAD_PLUGINS but imported explicitly
             for ep in _entry_points():
                 if ep.value.split(".")[0] == package:
-                    record = PluginRecord(ep.name, ep.value, ep.dist.name if ep.dist else "?",
-                                          ep.dist.version if ep.dist else "?")
-                    self._load(record, lambda value=ep.value: load_hook_module(value))
+                    record = _record_of(ep)
+                    self._load(record, lambda value=ep.value: load_hook_module(value), ep.dist)
                     break
         if record is None:
             raise CPluginsError(
                 f"package {package!r} called cplugins.activate() but no installed distribution "
                 f"declares it under the {ENTRY_POINT_GROUP!r} entry-point group; installed "
                 f"plugins: {', '.join(sorted(self.records)) or 'none'}")
-        return self.activate(record)
+        return self.activate(record, strict=strict)
+
+    def activate_pending(self) -> None:
+        """Activate the packages that asked for it while discovery ran.
+
+        Such a package is imported by then, so a later ``custom_imports`` of it is a no-op:
+        this runs at the next activation, and before any registry lookup (``Registry.get``,
+        see :func:`cplugins.registries.arm`), never in a plain ``cplugins list``.
+        """
+        while self._deferred:
+            package = self._deferred.pop(0)
+            try:
+                self._activate_package(package, strict=False)
+            except Exception as exc:  # reported like any plugin failure; the others load
+                warnings.warn(f"cplugins: activating {package!r}: {_format_exception(exc)}",
+                              CPluginsWarning, stacklevel=2)
 
     def _record_for_package(self, package: str) -> PluginRecord | None:
         for record in self.records.values():
@@ -211,10 +278,25 @@ class PluginManager:
                 return record
         return None
 
-    def activate(self, record: PluginRecord) -> PluginRecord:
-        """Import the record's modules and register them; idempotent."""
-        if record.status != "discovered":
-            return record
+    def activate(self, record: PluginRecord, strict: bool = False) -> PluginRecord:
+        """Import the record's modules and register them; idempotent.
+
+        An incompatible plugin's modules are not imported: stand-ins that raise its version
+        message are registered instead, and with ``strict`` the message is raised now.
+        """
+        if not record.settled:
+            record.settled = True
+            if record.status == "incompatible":
+                for registration in record.registrations:
+                    self._register_stand_in(registration, record.error,
+                                            PluginIncompatibleError)
+            elif record.status == "discovered":
+                self._register_all(record)
+        if strict and record.status == "incompatible":
+            raise PluginIncompatibleError(record.error)
+        return record
+
+    def _register_all(self, record: PluginRecord) -> None:
         record.status = "active"
         for registration in record.registrations:
             self._register(record, registration)
@@ -223,8 +305,21 @@ class PluginManager:
             record.status = "failed"
             record.error = "; ".join(f"{r.spec.name}: {r.reason}" for r in failures)
             warnings.warn(f"cplugins: plugin {record.name!r} ({record.label}) failed to "
-                          f"load: {record.error}", CPluginsWarning, stacklevel=2)
-        return record
+                          f"load: {record.error}", CPluginsWarning, stacklevel=3)
+
+    def _register_stand_in(self, registration: Registration, message: str,
+                           error: type[CPluginsError]) -> None:
+        from cplugins import registries
+
+        ref = registration.registry
+        if not registries.scope_installed(ref):
+            return
+        registry = registries.resolve(ref)
+        registry.import_from_location()
+        if registration.spec.name not in registry.module_dict:
+            registry.register_module(name=registration.spec.name,
+                                     module=_stand_in(registration.spec.name, message, error))
+        registration.status, registration.reason = "failed", message
 
     def _register(self, record: PluginRecord, registration: Registration) -> None:
         from cplugins import registries
@@ -244,30 +339,47 @@ class PluginManager:
             message = (f"{spec.name} is provided by plugin {record.name!r} ({record.label}), "
                        f"which failed to load: {registration.reason}")
             if spec.name not in registry.module_dict:
-                registry.register_module(name=spec.name, module=_failed_module(spec.name, message))
+                registry.register_module(name=spec.name, module=_stand_in(spec.name, message))
             return
-        self._check_conflict(registry, spec, cls, record)
+        conflict = self._conflict(registry, ref, spec, cls, record)
+        if conflict:
+            registry.register_module(
+                name=spec.name, module=_stand_in(spec.name, conflict, PluginConflictError),
+                force=True)
+            registration.status, registration.reason = "conflict", conflict
+            warnings.warn(f"cplugins: {conflict}", CPluginsWarning, stacklevel=4)
+            return
         if registry.module_dict.get(spec.name) is not cls:
             registry.register_module(name=spec.name, module=cls, force=True)
         self._owners[(str(ref), spec.name)] = (record.label, spec.target)
         registration.status = "registered"
 
-    def _check_conflict(self, registry, spec: ModuleSpec, cls: type,
-                        record: PluginRecord) -> None:
+    def _conflict(self, registry, ref: RegistryRef, spec: ModuleSpec, cls: type,
+                  record: PluginRecord) -> str:
+        """Why ``spec.name`` cannot go into ``registry`` (empty: it can)."""
         existing = registry.module_dict.get(spec.name)
-        if existing is None or existing is cls or getattr(existing, "cplugins_failed", False):
-            return
-        label = f"{registry.scope}::{registry.name}"
-        owner, target = self._owners.get(
-            (label, spec.name), (_distribution_of(existing), _qualname(existing)))
-        raise PluginConflictError(
-            f"{spec.name!r} in registry {label} is provided by two distributions: "
-            f"{owner} ({target}) and {record.label} ({spec.target}). Uninstall one, or "
-            f"limit what loads with {ENV_LOAD_PLUGINS}=<plugin names>.")
+        if existing is None or existing is cls:
+            return ""
+        if getattr(existing, "cplugins_failed", False):
+            if getattr(existing, "cplugins_error", "") != PluginConflictError.__name__:
+                return ""  # a failed plugin's stand-in: the working module replaces it
+            return existing.__doc__  # already claimed twice
+        owned = self._owners.get((str(ref), spec.name))
+        if owned is None:  # registered by the stock package (or by code outside cplugins)
+            return conflict_with_stock_message(spec.name, ref, _distribution_of(existing),
+                                               _qualname(existing), record, spec.target)
+        owner, target = owned
+        return (f"{spec.name!r} in registry {ref} is provided by two distributions: "
+                f"{owner} ({target}) and {record.label} ({spec.target}), so a config that "
+                f"uses type={spec.name!r} is refused (the others are not affected). Uninstall "
+                f"one, or limit what loads with {ENV_LOAD_PLUGINS}=<plugin names>.")
 
     # -- queries -------------------------------------------------------------------------
     def declared_conflicts(self) -> list[str]:
-        """Names two discovered distributions declare for one registry (no import needed)."""
+        """Names two discovered distributions, or a plugin and the stock package, declare for
+        one registry (read from declarations and stock sources: nothing is imported)."""
+        from cplugins.stock import stock_clashes
+
         seen: dict[tuple[str, str], str] = {}
         conflicts = []
         for record in self.records.values():
@@ -277,11 +389,34 @@ class PluginManager:
                     conflicts.append(f"{reg.spec.name!r} in {reg.registry}: {seen[key]} and "
                                      f"{record.distribution}")
                 seen.setdefault(key, record.distribution)
+            for clash in stock_clashes(record.specs):
+                conflicts.append(
+                    f"{clash.name!r} in {clash.registry}: {clash.owner} (stock, {clash.where}) "
+                    f"and {record.distribution}; a config that uses type={clash.name!r} is "
+                    f"refused while {record.name!r} is active (it must use its own name)")
         return conflicts
 
     def providers_of(self, name: str) -> list[PluginRecord]:
         """Discovered plugins that declare a module called ``name``."""
         return [r for r in self.records.values() if any(s.name == name for s in r.specs)]
+
+
+def conflict_with_stock_message(name: str, ref: RegistryRef, owner: str, owner_target: str,
+                                record: PluginRecord, target: str) -> str:
+    """The refusal of a plugin module that reuses a stock name, with advice that works."""
+    package = ref.package if not ref.is_root else owner.split(" ")[0]
+    return (f"{name!r} in registry {ref} is {package}'s own ({owner}, {owner_target}) and "
+            f"plugin {record.name!r} ({record.label}, {target}) registers the same name, so "
+            f"type={name!r} is ambiguous: a config that uses it is refused (the others are "
+            f"not affected). The plugin must register its module under its own name (tell its "
+            f"author); meanwhile, to use {package}'s {name}, leave the plugin out: "
+            f"{ENV_LOAD_PLUGINS}=<the other plugins> and no custom_imports of "
+            f"{record.package!r}, or pip uninstall {record.distribution}.")
+
+
+def _record_of(ep: metadata.EntryPoint) -> PluginRecord:
+    return PluginRecord(ep.name, ep.value, ep.dist.name if ep.dist is not None else "?",
+                        ep.dist.version if ep.dist is not None else "?")
 
 
 def load_hook_module(value: str) -> ModuleType:
@@ -355,8 +490,14 @@ _MANAGER: PluginManager | None = None
 
 
 def get_manager() -> PluginManager:
-    """The process-wide manager."""
+    """The process-wide manager. Creating it arms the explained unknown-type errors
+    (:func:`cplugins.diagnose.arm`) and the pending activations before registry lookups
+    (:func:`cplugins.registries.arm`), so stock mmengine tools get both."""
     global _MANAGER
     if _MANAGER is None:
         _MANAGER = PluginManager()
+        from cplugins import diagnose, registries
+
+        diagnose.arm()
+        registries.arm()
     return _MANAGER

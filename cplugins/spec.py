@@ -17,6 +17,7 @@ REGISTRY_ATTRIBUTES: dict[str, str] = {
     "hook": "HOOKS",
     "loop": "LOOPS",
     "optimizer": "OPTIMIZERS",
+    "optim_wrapper": "OPTIM_WRAPPERS",
     "optim_wrapper_constructor": "OPTIM_WRAPPER_CONSTRUCTORS",
     "param_scheduler": "PARAM_SCHEDULERS",
     "visualizer": "VISUALIZERS",

@@ -3,11 +3,18 @@ cplugins-<name>``), with cplugins itself resolved as its dependency, and lists a
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
-from helpers import PLUGIN_DIRS, run_python
+import torch
+from helpers import PLUGIN_DIRS, REPO, run_python
+
+from conftest import FIXTURE_DISTS, pip
 
 EXPECTED = {  # distribution -> {module: registries} (at least these)
     "cplugins-augfpn": {"AugFPN": {"mmdet::model"}},
@@ -60,3 +67,90 @@ def test_find_links_install_lists_and_registers_every_plugin(site_all):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(str(site_all))
     assert "cplugins_f1loss.soft_f1 cplugins_inception.inception_v4" in result.stdout
+
+
+# -- the plugin lock (issue 12): what a checkpoint needs, recorded and checked ---------------
+DEMO = REPO / "configs" / "augfpn" / "faster-rcnn_r18_augfpn_400i_shapes.py"
+
+
+def _version_variant(tmp_path: Path, version: str) -> Path:
+    """cplugins-lockfix-fixture at another version, built and installed to its own target."""
+    source = tmp_path / "lockfix"
+    shutil.copytree(FIXTURE_DISTS / "lockfix", source)
+    pyproject = source / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.0.1"',
+                                                       f'version = "{version}"'))
+    target = tmp_path / f"site_{version}"
+    pip("install", "--no-deps", "--no-compile", "--no-build-isolation", "--target",
+        str(target), str(source))
+    return target
+
+
+@pytest.mark.slow
+def test_training_locks_its_plugins_and_the_checkpoint_names_what_to_install(
+        site_authors, tmp_path):
+    data_root = tmp_path / "shapes"
+    config = tmp_path / "lockfpn.py"
+    config.write_text(textwrap.dedent(f"""
+        _base_ = {str(DEMO)!r}
+        custom_imports = dict(imports=['lockfix_fixture'], allow_failed_imports=False)
+        model = dict(neck=dict(type='LockFPN'))
+        data_root = {str(data_root) + '/'!r}
+        synthetic_data = dict(task='detection', data_root=data_root, num_train=4, num_val=2,
+                              image_size=(64, 80), seed=1)
+        train_cfg = dict(max_iters=2, val_interval=100)
+        train_dataloader = dict(batch_size=2, dataset=dict(data_root=data_root))
+        val_dataloader = dict(dataset=dict(data_root=data_root))
+        test_dataloader = val_dataloader
+        val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
+        test_evaluator = val_evaluator
+        default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
+    """))
+    work_dir = tmp_path / "work"
+    # a stock-name clash installed next to it must not refuse this config (it uses no FPN)
+    env = {"CPLUGINS_LOAD_PLUGINS": "lockfix,stockclash"}
+    result = run_python("", site_authors, env=env, args=[
+        str(REPO / "tools" / "train.py"), str(config), "--work-dir", str(work_dir),
+        "--no-progress"])
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+
+    lock = json.loads((work_dir / "cplugins-lock.json").read_text())
+    entry = next(e for e in lock if e["distribution"] == "cplugins-lockfix-fixture")
+    assert (entry["version"], entry["package"], entry["modules"]) == (
+        "0.0.1", "lockfix_fixture", ["LockFPN"])
+    assert re.fullmatch(r"[0-9a-f]{64}", entry["record_sha256"])
+    assert "cplugins-stockclash-fixture" not in {e["distribution"] for e in lock}  # not used
+    checkpoint = torch.load(work_dir / "iter_2.pth", map_location="cpu", weights_only=True)
+    assert checkpoint["meta"]["cplugins_lock"] == lock
+
+    # the saved config carries what a stock Runner needs (plugin import, cplugins' fixes)
+    code = textwrap.dedent(f"""
+        from mmengine.config import Config
+        from mmengine.runner import Runner
+        cfg = Config.fromfile({str(work_dir / config.name)!r})
+        print("IMPORTS", cfg.custom_imports["imports"])
+        cfg.work_dir = {str(tmp_path / 'rebuilt')!r}
+        runner = Runner.from_cfg(cfg)
+        print("NECK", type(runner.model.neck).__name__)
+    """)
+    result = run_python(code, site_authors, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "'lockfix_fixture'" in result.stdout and "'cplugins.templates.runtime'" in result.stdout
+    assert "NECK LockFPN" in result.stdout
+
+    # the plugin is gone: tools/test.py says what to install, in one line
+    result = run_python("", args=[str(REPO / "tools" / "test.py"), str(config),
+                                  str(work_dir / "iter_2.pth"), "--work-dir", str(work_dir)])
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert (f"error: {work_dir / 'iter_2.pth'}: the checkpoint was trained with "
+            "cplugins-lockfix-fixture 0.0.1 (its modules LockFPN), which is not installed: "
+            "pip install 'cplugins-lockfix-fixture==0.0.1'") in result.stderr
+
+    # cplugins lock: requirement lines; another installed version is named with the fix
+    site_v2 = _version_variant(tmp_path, "0.0.2")
+    result = run_python("", site_v2, args=["-m", "cplugins.cli", "lock",
+                                           str(work_dir / "iter_2.pth")])
+    assert result.returncode == 0, result.stderr
+    assert "cplugins-lockfix-fixture==0.0.1  # LockFPN" in result.stdout.splitlines()
+    assert ("cplugins-lockfix-fixture 0.0.1 (its modules LockFPN), which is installed at "
+            "0.0.2: pip install 'cplugins-lockfix-fixture==0.0.1'") in result.stderr

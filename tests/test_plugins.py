@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
+import pytest
 from helpers import run_python
 
 
@@ -78,12 +80,21 @@ def test_registering_twice_is_harmless(site_ok):
 
 
 def test_conflicting_distributions_name_both(site_conflict):
-    result = run_python("import cplugins.all", site_conflict)
+    """Two distributions providing 'AugFPN': a config that uses it is refused naming both;
+    loading every plugin (tools/train.py) still works for configs that do not."""
+    code = textwrap.dedent("""
+        import cplugins.all
+        from mmdet.registry import MODELS
+        MODELS.build(dict(type="PAFPN", in_channels=[8, 16], out_channels=8, num_outs=2))
+        MODELS.build(dict(type="AugFPN", in_channels=[8, 16], out_channels=8, num_outs=2))
+    """)
+    result = run_python(code, site_conflict)
     assert result.returncode != 0
-    assert "PluginConflictError" in result.stderr
-    assert "cplugins-augfpn 0.1.0" in result.stderr
-    assert "cplugins-conflict-fixture 0.0.1" in result.stderr
-    assert "mmdet::model" in result.stderr
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("cplugins.errors.PluginConflictError: 'AugFPN' in registry "
+                            "mmdet::model is provided by two distributions: "), error
+    assert "cplugins-augfpn 0.1.0" in error
+    assert "cplugins-conflict-fixture 0.0.1" in error
 
     listed = run_python("", site_conflict, args=["-m", "cplugins.cli", "list"])
     assert listed.returncode == 1
@@ -187,3 +198,161 @@ def test_importing_one_plugin_does_not_swallow_the_next_import(site_broken):
     assert result.returncode == 0, result.stderr
     assert "PREIMPORTED False" in result.stdout
     assert "HAS True" in result.stdout
+
+
+# -- what a third-party author hit (issue 12), one small distribution each ------------------
+def _only(*plugins: str) -> dict:
+    return {"CPLUGINS_LOAD_PLUGINS": ",".join(plugins)}
+
+
+_HEAVY = ("import sys\nheavy = sorted(m for m in ('torch', 'mmdet', 'mmengine') "
+          "if m in sys.modules)\nprint('RC', rc, 'HEAVY', heavy)\n")
+
+
+def test_hook_module_importing_its_own_package_registers_in_any_import_order(site_authors):
+    """selfimport's hook module imports selfimport_fixture. Discovered while another plugin
+    activates, that import used to run its cplugins.activate() as a no-op, and the later
+    custom_imports of it was a cached no-op too: nothing registered, silently."""
+    orders = {
+        "other plugin first": "import cplugins_augfpn\nimport selfimport_fixture\n",
+        "own package first": "import selfimport_fixture\nimport cplugins_augfpn\n",
+        "listing first": "from cplugins.manager import get_manager\n"
+                         "get_manager().discover()\nimport selfimport_fixture\n",
+    }
+    check = ("from mmdet.registry import MODELS\n"
+             "print('HAS', MODELS.get('SelfImportNeck').__module__)\n")
+    for label, imports in orders.items():
+        result = run_python(imports + check, site_authors, env=_only("augfpn", "selfimport"))
+        assert result.returncode == 0, (label, result.stderr[-2000:])
+        assert "HAS selfimport_fixture.neck" in result.stdout, label
+
+
+def test_stock_name_clash_is_listed_without_torch_and_refused_only_where_used(site_authors):
+    env = _only("stockclash")
+    result = run_python("from cplugins.cli import main\nrc = main(['list'])\n" + _HEAVY,
+                        site_authors, env=env)
+    assert "RC 1 HEAVY []" in result.stdout, result.stderr
+    assert ("CONFLICT: 'FPN' in mmdet::model: mmdet (stock, mmdet/models/necks/fpn.py) and "
+            "cplugins-stockclash-fixture") in result.stdout
+
+    result = run_python("", site_authors, env=env,
+                        args=["-m", "cplugins.cli", "list", "--activate", "--json"])
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    listing = json.loads(result.stdout)
+    modules = {m["name"]: m for m in _plugin(listing, "stockclash")["modules"]}
+    assert modules["ClashFreeNeck"]["status"] == "registered"
+    assert modules["FPN"]["status"] == "conflict"
+    assert any("'FPN' in registry mmdet::model is mmdet's own" in c for c in listing["conflicts"])
+
+    code = textwrap.dedent("""
+        import cplugins.all                      # what tools/train.py does: must not refuse
+        from mmengine.registry import init_default_scope
+        from mmdet.registry import MODELS
+        init_default_scope("mmdet")
+        pafpn = MODELS.build(dict(type="PAFPN", in_channels=[8, 16], out_channels=8, num_outs=2))
+        own = MODELS.build(dict(type="ClashFreeNeck"))
+        print("BUILT", type(pafpn).__name__, type(own).__name__)
+        try:
+            MODELS.build(dict(type="FPN", in_channels=[8, 16], out_channels=8, num_outs=2))
+        except Exception as exc:
+            print("REFUSED", type(exc).__name__, exc)
+    """)
+    result = run_python(code, site_authors, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "BUILT PAFPN ClashFreeNeck" in result.stdout
+    refusal = result.stdout.split("REFUSED ", 1)[1]
+    assert refusal.startswith("PluginConflictError 'FPN' in registry mmdet::model is mmdet's own")
+    assert "plugin 'stockclash' (cplugins-stockclash-fixture 0.0.1" in refusal
+    assert "CPLUGINS_LOAD_PLUGINS=" in refusal
+    assert "pip uninstall cplugins-stockclash-fixture" in refusal
+    assert "Uninstall one" not in refusal
+
+
+def test_declared_but_failed_plugins_explain_the_unknown_type_of_a_stock_runner(
+        site_authors, site_broken, tmp_path):
+    """A hook module that raises, declares 'mmdet::models' or returns a non-ModuleSpec: the
+    config using one of its types gets the reason in the error a stock Runner raises."""
+    config = tmp_path / "uses_bad.py"
+    config.write_text("custom_imports = dict(imports=['cplugins_augfpn'])\n"
+                      "default_scope = 'mmdet'\n"
+                      f"work_dir = {str(tmp_path / 'work')!r}\n"
+                      "model = dict(type='BadRegistryNeck')\n")
+    code = textwrap.dedent(f"""
+        from mmengine.config import Config
+        from mmengine.runner import Runner
+        try:
+            Runner.from_cfg(Config.fromfile({str(config)!r}))
+        except KeyError as exc:
+            print("ERROR", type(exc).__name__, exc)
+    """)
+    env = {**_only("augfpn", "badregistry", "nonspec", "brokenhooks"),
+           "PYTHONPATH": f"{site_authors}:{site_broken}"}
+    result = run_python(code, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout.split("ERROR ", 1)[-1]  # the runner logs to stdout first
+    assert out.startswith("UnknownTypeError type 'BadRegistryNeck' is not in the mmdet::model "
+                          "registry."), out
+    assert "Default scope: mmdet; registries searched: mmdet::model, mmengine::model." in out
+    assert ("badregistry (cplugins-badspec-fixture 0.0.1): ValueError: cplugins_modules() of "
+            "badspec_fixture.bad_registry: registry 'mmdet::models': unknown registry "
+            "'models'; allowed: ") in out
+    assert ("nonspec (cplugins-badspec-fixture 0.0.1): TypeError: cplugins_modules() of "
+            "badspec_fixture.non_spec must return a list of cplugins.ModuleSpec, got ('NonSpec"
+            in out)
+    assert ("brokenhooks (cplugins-broken-hooks-fixture 0.0.1): RuntimeError: "
+            "broken_hooks_fixture exploded on import") in out
+
+
+def test_heavy_hook_module_is_reported_with_its_time_and_modules(site_authors):
+    result, listing = _json_list(site_authors, env=_only("augfpn", "heavyhook"))
+    assert result.returncode == 0, result.stderr
+    heavy = _plugin(listing, "heavyhook")
+    assert "torch" in heavy["heavy_imports"] and heavy["import_seconds"] > 0
+    assert _plugin(listing, "augfpn")["heavy_imports"] == []
+    warning = re.search(r"the hook module 'heavyhook_fixture.plugin' of plugin 'heavyhook' "
+                        r"\(cplugins-heavyhook-fixture 0.0.1\) imports torch[\w, ]*"
+                        r"\((\d+\.\d+) s\)", result.stderr)
+    assert warning, result.stderr
+    assert float(warning[1]) == pytest.approx(heavy["import_seconds"], abs=0.01)
+
+
+def test_list_activate_json_with_a_conflict_prints_json(site_conflict):
+    result = run_python("", site_conflict, args=["-m", "cplugins.cli", "list", "--activate",
+                                                 "--json"])
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    listing = json.loads(result.stdout)
+    assert any("'AugFPN' in registry mmdet::model is provided by two distributions" in c
+               for c in listing["conflicts"])
+
+
+def test_incompatible_plugin_is_marked_and_refused_with_the_fix(site_authors):
+    from importlib import metadata
+
+    mmdet = metadata.version("mmdet")
+    env = _only("augfpn", "oldstack")
+    result = run_python("from cplugins.cli import main\nrc = main(['list'])\n" + _HEAVY,
+                        site_authors, env=env)
+    assert "RC 1 HEAVY []" in result.stdout, result.stderr
+    message = (f"cplugins-oldstack-fixture 0.0.1 is incompatible with the installed stack: "
+               f"requires mmdet<3.0 (mmdet installed {mmdet}). Fix: install a release of "
+               f"cplugins-oldstack-fixture that supports the installed versions, or pip install "
+               f"'mmdet<3.0'")
+    assert f"incompatible: {message}" in result.stdout
+
+    result = run_python("import oldstack_fixture", site_authors, env=env)
+    assert result.returncode != 0
+    assert f"PluginIncompatibleError: {message}" in result.stderr
+
+    code = textwrap.dedent("""
+        import cplugins.all
+        from mmdet.registry import MODELS
+        MODELS.build(dict(type="AugFPN", in_channels=[8, 16], out_channels=8, num_outs=2))
+        try:
+            MODELS.build(dict(type="OldStackNeck"))
+        except Exception as exc:
+            print("REFUSED", type(exc).__name__, exc)
+    """)
+    result = run_python(code, site_authors, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"REFUSED PluginIncompatibleError {message}" in result.stdout

@@ -1,0 +1,172 @@
+"""The plugin lock: which plugin distributions a training used, so its checkpoint can be rebuilt.
+
+A lock is a list of plain dicts (what ``checkpoint['meta']['cplugins_lock']`` and the work
+dir's ``cplugins-lock.json`` hold)::
+
+    {"distribution": "cplugins-augfpn", "version": "0.1.0", "package": "cplugins_augfpn",
+     "plugin": "augfpn", "modules": ["AugFPN"], "record_sha256": "..."}
+
+``modules`` are the ``type`` names of the config that the plugin provides; ``record_sha256``
+is the hash of the installed distribution's ``RECORD`` (same version, other build: it
+differs). Reading it needs metadata only; loading it from a checkpoint needs torch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from cplugins.errors import PluginLockError
+from cplugins.manager import get_manager
+
+META_KEY = "cplugins_lock"
+LOCK_FILE = "cplugins-lock.json"
+#: imported by saved configs: cplugins' own modules (ProgressHook, the lock hook) and its fixes
+RUNTIME_IMPORT = "cplugins.templates.runtime"
+
+
+def config_types(cfg: Any) -> set[str]:
+    """Every string ``type`` in a config (nested dicts and lists), scope prefix removed."""
+    found: set[str] = set()
+    stack = [cfg.to_dict() if hasattr(cfg, "to_dict") else cfg]  # an mmengine Config
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            value = node.get("type")
+            if isinstance(value, str):
+                found.add(value.rpartition(".")[2])
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return found
+
+
+def record_sha256(distribution: str) -> str:
+    """sha256 of the installed distribution's RECORD ("" when it has none)."""
+    try:
+        text = metadata.distribution(distribution).read_text("RECORD")
+    except metadata.PackageNotFoundError:
+        return ""
+    return hashlib.sha256(text.encode()).hexdigest() if text else ""
+
+
+def plugin_lock(cfg: Any) -> list[dict]:
+    """The lock of ``cfg``: one entry per plugin distribution whose modules it uses."""
+    manager = get_manager()
+    manager.discover()
+    used = config_types(cfg)
+    lock = []
+    for record in manager.records.values():
+        modules = sorted({s.name for s in record.specs} & used)
+        if not modules:
+            continue
+        lock.append({"distribution": record.distribution, "version": record.version,
+                     "package": record.package, "plugin": record.name, "modules": modules,
+                     "record_sha256": record_sha256(record.distribution)})
+    return lock
+
+
+def add_plugin_imports(cfg) -> None:
+    """Give ``cfg`` the ``custom_imports`` a stock Runner needs to rebuild it: cplugins'
+    runtime (its own modules, its compatibility fixes) and the package of every plugin whose
+    modules it uses."""
+    packages = [RUNTIME_IMPORT, *(entry["package"] for entry in plugin_lock(cfg)
+                                  if entry["distribution"] != "cplugins")]
+    custom = dict(cfg.get("custom_imports") or {})
+    imports = list(custom.get("imports") or [])
+    if isinstance(custom.get("imports"), str):
+        imports = [custom["imports"]]
+    for package in packages:
+        if package not in imports:
+            imports.append(package)
+    custom["imports"] = imports
+    custom.setdefault("allow_failed_imports", False)
+    cfg.custom_imports = custom
+
+
+@dataclass(frozen=True)
+class LockProblem:
+    """A locked distribution that is missing, or installed at another version or build."""
+
+    entry: dict
+    installed: str | None
+
+    @property
+    def missing(self) -> bool:
+        return self.installed is None
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.entry['distribution']}=={self.entry['version']}"
+
+    def __str__(self) -> str:
+        entry = self.entry
+        uses = f"its modules {', '.join(entry.get('modules', []))}"
+        if self.missing:
+            state = "is not installed"
+        elif self.installed != entry["version"]:
+            state = f"is installed at {self.installed}"
+        else:
+            state = "is installed from another build (its RECORD differs)"
+        return (f"the checkpoint was trained with {entry['distribution']} {entry['version']} "
+                f"({uses}), which {state}: pip install '{self.requirement}'")
+
+
+def lock_problems(lock: Iterable[dict]) -> list[LockProblem]:
+    """What differs between ``lock`` and the installed distributions."""
+    problems = []
+    for entry in lock:
+        try:
+            installed = metadata.version(entry["distribution"])
+        except metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or installed != entry["version"]:
+            problems.append(LockProblem(entry, installed))
+        elif entry.get("record_sha256") and (
+                record_sha256(entry["distribution"]) != entry["record_sha256"]):
+            problems.append(LockProblem(entry, installed))
+    return problems
+
+
+def checkpoint_lock(checkpoint: dict) -> list[dict] | None:
+    """The lock in a loaded checkpoint's ``meta`` (None: it has none)."""
+    meta = checkpoint.get("meta") if isinstance(checkpoint, dict) else None
+    lock = meta.get(META_KEY) if isinstance(meta, dict) else None
+    return list(lock) if lock is not None else None
+
+
+def read_lock(path: str) -> list[dict]:
+    """The lock of a checkpoint (``.pth``, loaded weights-only) or of a lock JSON file."""
+    if path.endswith(".json"):
+        with open(path) as f:
+            return json.load(f)
+    import mmengine.runner.checkpoint  # noqa: F401  (arms cplugins' allowlist of its types)
+    import torch
+
+    lock = checkpoint_lock(torch.load(path, map_location="cpu", weights_only=True))
+    if lock is None:
+        raise PluginLockError(f"{path} has no plugin lock (meta[{META_KEY!r}]): it was not "
+                              "trained with cplugins' tools/train.py or its PluginLockHook")
+    return lock
+
+
+def requirement_lines(lock: Iterable[dict]) -> Iterator[str]:
+    """pip requirement lines, each with the modules it provides as a comment."""
+    for entry in lock:
+        yield (f"{entry['distribution']}=={entry['version']}  # "
+               f"{', '.join(entry.get('modules', []))}")
+
+
+def check_checkpoint_plugins(checkpoint: dict | None, path: str) -> list[str]:
+    """Raise :class:`PluginLockError` if the plugins ``checkpoint`` (loaded from ``path``) was
+    trained with are not installed; return warnings for those installed at another version
+    or build. A checkpoint without a lock passes: nothing is known about it."""
+    lock = checkpoint_lock(checkpoint) if checkpoint is not None else None
+    problems = lock_problems(lock or [])
+    missing = [p for p in problems if p.missing]
+    if missing:
+        raise PluginLockError(f"{path}: " + "; ".join(map(str, missing)))
+    return [f"{path}: {p}" for p in problems]
