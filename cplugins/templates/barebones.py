@@ -18,19 +18,43 @@ from collections.abc import MutableMapping
 
 from cplugins.templates import common
 from cplugins.templates.data import DataInfo
-from cplugins.templates.model import TemplateError
-from cplugins.templates.rendering import RenderContext, render_text
+from cplugins.templates.model import TemplateError, parse_assignments
+from cplugins.templates.rendering import RenderContext, base_path, config_text, render
 
 TEMPLATE_PREFIX = "template:"
 _PREDEFINED = ("fileDirname", "fileBasename", "fileBasenameNoExtension", "fileExtname")
 
 
-def _base_target(value: str, folder: str, tmp: str, data: str | None, index: int) -> str:
-    """Where one ``_base_`` entry of the user's file points once copied to ``tmp``."""
+_BASE_ALLOWED = ("allowed: a path relative to the config's folder, an absolute path, "
+                 "'mmdet::PATH' (mmpretrain::, mmseg::) or 'template:NAME?hp=value&...'")
+#: repository checkouts the platform documents name (``/mmdetection/configs/...``) -> scope
+_CHECKOUTS = {"mmdetection": "mmdet", "mmpretrain": "mmpretrain",
+              "mmclassification": "mmpretrain", "mmsegmentation": "mmseg"}
+
+
+def _template_values(value: str, query: str) -> dict[str, str]:
+    """The hyperparameters of ``template:NAME?query``; a name given twice is an error."""
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    return parse_assignments([f"{k}={v}" for k, v in pairs], option=f"_base_ {value!r}:")
+
+
+def _missing_base(value: str, target: str) -> TemplateError:
+    hint = ""
+    match = re.search(r"(?:^|/)(" + "|".join(_CHECKOUTS) + r")/configs/(.+)$", value)
+    if match:
+        hint = f" (the installed configs: '{_CHECKOUTS[match.group(1)]}::{match.group(2)}')"
+    return TemplateError(f"_base_ {value!r}: no such file (looked at {target}){hint}; "
+                         f"{_BASE_ALLOWED}")
+
+
+def _base_target(value: str, folder: str, tmp: str, data: str | None,
+                 index: int) -> tuple[str, list[str]]:
+    """Where one ``_base_`` entry of the user's file points once copied to ``tmp``, and the
+    imports (``custom_imports``) a template base needs."""
     if value.startswith(TEMPLATE_PREFIX):
         spec = value[len(TEMPLATE_PREFIX):]
         name, _, query = spec.partition("?")
-        values = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+        values = _template_values(value, query)
         from cplugins.templates.catalog import get_template
 
         template = get_template(name.strip())
@@ -38,16 +62,26 @@ def _base_target(value: str, folder: str, tmp: str, data: str | None, index: int
             raise TemplateError(f"_base_ {value!r}: {template.name} is a barebones template; "
                                 "inherit from a template with a model")
         path = osp.join(tmp, f"_template_{index}_{template.name}.py")
+        cfg = render(template, values, data=data)
         with open(path, "w") as f:
-            f.write(render_text(template, values, data=data))
-        return path
-    if "::" in value or osp.isabs(value):
-        return value
-    return osp.normpath(osp.join(folder, value))
+            f.write(config_text(cfg))
+        return path, list(cfg.custom_imports["imports"])
+    if "::" in value:
+        try:
+            base_path(value)
+        except Exception as exc:  # unknown package or file: one line, what is allowed
+            reason = str(exc) if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {exc}"
+            raise TemplateError(f"_base_ {value!r}: {reason}; {_BASE_ALLOWED}") from None
+        return value, []
+    target = value if osp.isabs(value) else osp.normpath(osp.join(folder, value))
+    if not osp.isfile(target):
+        raise _missing_base(value, target)
+    return target, []
 
 
-def materialize(path: str, tmp: str, data: str | None) -> str:
-    """Copy the user's config into ``tmp`` with every ``_base_`` resolved; returns the copy."""
+def materialize(path: str, tmp: str, data: str | None) -> tuple[str, list[str]]:
+    """Copy the user's config into ``tmp`` with every ``_base_`` resolved; returns the copy
+    and the imports its template bases need."""
     with open(path, "rb") as f:
         source = f.read()
     try:
@@ -59,13 +93,15 @@ def materialize(path: str, tmp: str, data: str | None) -> str:
     for line in source.splitlines(keepends=True):
         line_starts.append(line_starts[-1] + len(line))
     edits: list[tuple[int, int, bytes]] = []
+    imports: list[str] = []
     for node in tree.body:
         if not (isinstance(node, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == "_base_" for t in node.targets)):
             continue
         for const in ast.walk(node.value):
             if isinstance(const, ast.Constant) and isinstance(const.value, str):
-                target = _base_target(const.value, folder, tmp, data, len(edits))
+                target, needed = _base_target(const.value, folder, tmp, data, len(edits))
+                imports += [i for i in needed if i not in imports]
                 start = line_starts[const.lineno - 1] + const.col_offset
                 end = line_starts[const.end_lineno - 1] + const.end_col_offset
                 edits.append((start, end, repr(target).encode()))
@@ -81,7 +117,7 @@ def materialize(path: str, tmp: str, data: str | None) -> str:
     copy_path = osp.join(tmp, name)
     with open(copy_path, "w") as f:
         f.write(text)
-    return copy_path
+    return copy_path, imports
 
 
 def _dataloaders(cfg: MutableMapping) -> list[tuple[str, MutableMapping]]:
@@ -140,8 +176,19 @@ def render_barebones(ctx: RenderContext) -> None:
     path = osp.abspath(osp.expanduser(ctx.hp["config"]))
     data = ctx.data.source if ctx.data is not None else None
     with tempfile.TemporaryDirectory(prefix="cplugins-barebones-") as tmp:
-        copy_path = materialize(path, tmp, data)
-        merged = Config.fromfile(copy_path, import_custom_modules=False).to_dict()
+        copy_path, imports = materialize(path, tmp, data)
+        try:
+            merged = Config.fromfile(copy_path, import_custom_modules=False).to_dict()
+        except Exception as exc:  # the user's Python: one line saying what is wrong
+            reason = f"{type(exc).__name__}: {exc}".replace(copy_path, path)
+            raise TemplateError(f"config={ctx.hp['config']!r} cannot be loaded: "
+                                f"{reason}") from None
+    # the user's custom_imports replace those of a template base (mmengine merges lists by
+    # replacing them): keep the template's plugins, or a stock Runner cannot build its model
+    own = list((merged.get("custom_imports") or {}).get("imports", []))
+    if imports:
+        merged["custom_imports"] = dict(merged.get("custom_imports") or {},
+                                        imports=own + [i for i in imports if i not in own])
     cfg = Config(merged, filename=path)  # the copy is gone: name the user's file
     scope = cfg.get("default_scope")
     if scope is not None and scope != ctx.template.scope:

@@ -134,8 +134,31 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs(args: argparse.Namespace) -> int:
+    from cplugins.templates.experiments import find_runs, format_runs, runs_root
+
+    runs = find_runs(args.root)
+    if args.json:
+        print(json.dumps([vars(r) for r in runs], indent=2, default=str))
+    elif runs:
+        print(format_runs(runs))
+    else:
+        print(f"no recorded runs under {runs_root(args.root)}/ (training a template records "
+              "one in its work dir)", file=sys.stderr)
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add ``templates`` and ``render`` to the ``cplugins`` command line."""
+    """Add ``templates``, ``render`` and ``runs`` to the ``cplugins`` command line."""
+    p_runs = sub.add_parser(
+        "runs", help="training runs and their experiment ids (for continue_from_eid)",
+        description="List the training runs recorded under a folder (default: work_dirs, or "
+                    "CPLUGINS_RUNS_ROOT): experiment id, template, start, last checkpoint. "
+                    "A template's continue_from_eid=ID starts from that run's last checkpoint.")
+    p_runs.add_argument("--root", help="folder holding the work dirs (default: work_dirs)")
+    p_runs.add_argument("--json", action="store_true", help="machine-readable output")
+    p_runs.set_defaults(func=cmd_runs)
+
     p_templates = sub.add_parser(
         "templates", help="training templates: list them, or show one's hyperparameters",
         description="List training templates (built-in and from plugins), or show one.",

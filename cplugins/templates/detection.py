@@ -18,6 +18,8 @@ YOLOX_SIZES: dict[str, tuple[float, float]] = {
     "x": (1.33, 1.25)}
 #: multi-scale training of Detection_MSC10: this many discrete shorter sides
 MSC_SCALES = 10
+#: YOLOX batch sizes are multiples of this (its largest feature stride)
+YOLOX_DIVISOR = 32
 
 
 # --- sizes ---------------------------------------------------------------------------------
@@ -49,9 +51,12 @@ def test_resize(hp: dict[str, Any]) -> dict:
 
 
 def msc_resize(hp: dict[str, Any]) -> list[dict]:
-    """:data:`MSC_SCALES` discrete shorter sides from random_resize_lower to _upper."""
+    """:data:`MSC_SCALES` discrete shorter sides from random_resize_lower to _upper (both 0:
+    one scale, ``image_size``)."""
     scale, keep, short = _sizes(hp)
     lower, upper = hp["random_resize_lower"], hp["random_resize_upper"]
+    if not (lower and upper):
+        return [dict(type="Resize", scale=scale, keep_ratio=keep)]
     sides = sorted({round(lower + i * (upper - lower) / (MSC_SCALES - 1))
                     for i in range(MSC_SCALES)})
     if keep:  # (longer side limit, shorter side) as mmdet's keep-ratio scales
@@ -59,6 +64,20 @@ def msc_resize(hp: dict[str, Any]) -> list[dict]:
     else:  # the exact (w, h) scaled so that its shorter side is s
         scales = [(round(scale[0] * s / short), round(scale[1] * s / short)) for s in sides]
     return [dict(type="RandomChoiceResize", scales=scales, keep_ratio=keep)]
+
+
+def yolox_batch_sizes(hp: dict[str, Any]) -> tuple[int, int]:
+    """The (smallest, largest) batch side of YOLOX's multi-scale training.
+
+    random_resize_lower / _upper when given; both 0: around ``image_size`` as mmdet's recipe
+    (480..800 at 640: 0.75x to 1.25x, multiples of 32).
+    """
+    lower, upper = hp["random_resize_lower"], hp["random_resize_upper"]
+    if lower and upper:
+        return lower, upper
+    size = hp["image_size"]
+    return (max(YOLOX_DIVISOR, round(size * 0.75 / YOLOX_DIVISOR) * YOLOX_DIVISOR),
+            round(size * 1.25 / YOLOX_DIVISOR) * YOLOX_DIVISOR)
 
 
 # --- shared edits ----------------------------------------------------------------------------
@@ -98,7 +117,11 @@ def _classification_loss(head: dict, hp: dict[str, Any]) -> None:
         head["loss_cls"] = dict(type="FocalLoss", use_sigmoid=True, gamma=2.0, alpha=0.25,
                                 loss_weight=1.0)
     else:
-        head["loss_cls"] = dict(type="OHEMLoss", neg_pos_ratio=3, loss_weight=1.0)
+        # use_sigmoid=True: mmdet heads read it from the config to give num_classes outputs
+        # (without it: num_classes + 1 softmax outputs, and OHEMLoss would take the
+        # background column for a class)
+        head["loss_cls"] = dict(type="OHEMLoss", use_sigmoid=True, neg_pos_ratio=3,
+                                loss_weight=1.0)
 
 
 def _standard_pipelines(hp: dict[str, Any], resize: list[dict]) -> tuple[list, list]:
@@ -168,10 +191,9 @@ def render_yolox(ctx: RenderContext) -> None:
     channels = [int(c * widen) for c in (256, 512, 1024)]
     model.neck.update(in_channels=channels, out_channels=channels[0])
     model.bbox_head.update(in_channels=channels[0], feat_channels=channels[0])
-    lower, upper = hp["random_resize_lower"], hp["random_resize_upper"]
-    model.data_preprocessor.batch_augments = (
-        [dict(type="BatchSyncRandomResize", random_size_range=(lower, upper), size_divisor=32,
-              interval=10)] if lower and upper else None)
+    model.data_preprocessor.batch_augments = [
+        dict(type="BatchSyncRandomResize", random_size_range=yolox_batch_sizes(hp),
+             size_divisor=YOLOX_DIVISOR, interval=10)]
 
     s = hp["image_size"]
     scale = (s, s)

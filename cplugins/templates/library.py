@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import os.path as osp
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from cplugins.templates.model import (
     Check,
     Hyperparameter,
     Template,
+    TemplateError,
     check_image_size_aspect,
     check_one_start,
     check_order,
+    format_value,
 )
-from cplugins.templates.weights import check_source, is_url
+from cplugins.templates.weights import check_source, is_none, is_url
 
 H = Hyperparameter
+#: upper bounds of the open-ended counts and rates: far above any real recipe, low enough that
+#: everything derived from them (lrate, repeats, iterations) stays finite and loadable
+MAX_SAMPLES = 100_000_000
+MAX_ITERS = 10_000_000
+MAX_PER_ITEM_LRATE = 1.0
+MAX_LRATE = 10.0
 _DET = "cplugins.templates.detection:"
 _CLS = "cplugins.templates.classification:"
 
@@ -56,12 +65,13 @@ def num_epochs(default: int, maximum: int = 200) -> H:
 def min_samples_per_epoch() -> H:
     return H("min_samples_per_epoch", "int", 0,
              "repeat a small training set until an epoch has this many samples (0: off)",
-             minimum=0)
+             minimum=0, maximum=MAX_SAMPLES)
 
 
 def per_item_lrate(default: float) -> H:
     return H("per_item_lrate", "float", default,
-             "learning rate per image: lrate = batch_size * per_item_lrate", minimum=0.0)
+             "learning rate per image: lrate = batch_size * per_item_lrate", minimum=0.0,
+             maximum=MAX_PER_ITEM_LRATE)
 
 
 def pretrained_detector() -> H:
@@ -76,13 +86,14 @@ def frozen_stages() -> H:
 
 
 def random_resize(lower: int, upper: int, step: int | None = None,
-                  what: str = "shorter side") -> tuple[H, H]:
+                  what: str = "shorter side",
+                  off: str = "0 with upper 0: off, train at image_size") -> tuple[H, H]:
     return (H("random_resize_lower", "int", lower,
-              f"multi-scale training: smallest {what} (0 with upper 0: off)", minimum=0,
+              f"multi-scale training: smallest {what} ({off})", minimum=0,
               maximum=2048, step=step),
             H("random_resize_upper", "int", upper,
-              f"multi-scale training: largest {what} (0 with lower 0: off)", minimum=0,
-              maximum=2048, step=step))
+              f"multi-scale training: largest {what} ({off.replace('upper', 'lower')})",
+              minimum=0, maximum=2048, step=step))
 
 
 def load_from() -> H:
@@ -119,9 +130,15 @@ def clarifai_image_size(default: int = 224) -> H:
              minimum=32, maximum=1024, step=16)
 
 
+def warmup_iters(default: int) -> H:
+    return H("warmup_iters", "int", default, "linear warm-up iterations (0: none)", minimum=0,
+             maximum=MAX_ITERS)
+
+
 def num_items_per_epoch() -> H:
     return H("num_items_per_epoch", "int", 0,
-             "images an epoch consists of (0: one pass over the training set)", minimum=0)
+             "images an epoch consists of (0: one pass over the training set)", minimum=0,
+             maximum=MAX_SAMPLES)
 
 
 # --- checks ------------------------------------------------------------------------------------
@@ -217,7 +234,9 @@ def detection_templates() -> list[Template]:
               minimum=128, maximum=1280, step=32),
             batch_size(8), num_epochs(100), min_samples_per_epoch(),
             per_item_lrate(0.01 / 64), pretrained_detector(),
-            *random_resize(480, 800, step=32, what="batch size side"), load_from()),
+            *random_resize(0, 0, step=32, what="batch side",
+                           off="0 with upper 0: 0.75x to 1.25x image_size, as mmdet's 480-800 "
+                               "at 640"), load_from()),
         checks=(check_order("random_resize_lower", "random_resize_upper", zero_disables=True),
                 check_weights("load_from", ("coco",)),
                 check_one_start("pretrained_weights", "load_from"), check_yolox_coco),
@@ -321,8 +340,9 @@ def classification_templates() -> list[Template]:
             per_item_lrate(0.005 / 2048),
             H("weight_decay", "float", 0.01, "LAMB weight decay", minimum=0.0, maximum=1.0),
             H("per_item_min_lrate", "float", 1e-6 / 2048,
-              "floor of the cosine decay per image (x batch_size)", minimum=0.0),
-            H("warmup_iters", "int", 3125, "linear warm-up iterations (0: none)", minimum=0),
+              "floor of the cosine decay per image (x batch_size); <= per_item_lrate",
+              minimum=0.0, maximum=MAX_PER_ITEM_LRATE),
+            warmup_iters(3125),
             H("warmup_ratio", "float", 1e-4, "learning-rate factor at the start of warm-up",
               minimum=0.0, maximum=1.0),
             H("pretrained_weights", "str", "none",
@@ -332,7 +352,8 @@ def classification_templates() -> list[Template]:
               maximum=1.0),
             H("flip_direction", "choice", "horizontal", "direction of the random flip",
               choices=("horizontal", "vertical"))),
-        checks=(check_weights("pretrained_weights", ("none", "ImageNet-1k")),))
+        checks=(check_weights("pretrained_weights", ("none", "ImageNet-1k")),
+                check_order("per_item_min_lrate", "per_item_lrate")))
     inception_bn = _clarifai_classifier(
         "Clarifai_InceptionBatchNorm", "configs/templates/bninception_8xb32_in1k.py",
         "render_inception_bn", "BN-Inception, Caffe layout (conv biases), step decay",
@@ -355,7 +376,8 @@ def classification_templates() -> list[Template]:
         description="InceptionV4 + normalized-embedding cosine head for transfer learning",
         hyperparameters=(
             logreg(), clarifai_image_size(288), batch_size(32, maximum=128),
-            H("lrate", "float", 0.01, "learning rate per minibatch (head)", minimum=0.0),
+            H("lrate", "float", 0.01, "learning rate per minibatch (head)", minimum=0.0,
+              maximum=MAX_LRATE),
             H("base_gradient_multiplier", "float", 0.1,
               "backbone learning rate = lrate * this (0 freezes it in effect)", minimum=0.0,
               maximum=10.0),
@@ -380,7 +402,7 @@ def segmentation_templates() -> list[Template]:
               maximum=2048, step=32),
             batch_size(8), num_epochs(50), per_item_lrate(6e-5 / 16),
             H("weight_decay", "float", 0.01, "AdamW weight decay", minimum=0.0, maximum=1.0),
-            H("warmup_iters", "int", 1500, "linear warm-up iterations (0: none)", minimum=0),
+            warmup_iters(1500),
             H("pretrained_weights", "str", "none",
               "encoder start: none, ImageNet-1k (OpenMMLab MiT-b0), an http(s) URL or a local "
               "checkpoint file")),
@@ -401,7 +423,36 @@ def barebones_templates() -> list[Template]:
             ("MMSegmentation", "segmentation", "your own MMSegmentation config"))]
 
 
+def continue_from_eid() -> H:
+    return H("continue_from_eid", "str", "",
+             "start from the last checkpoint of experiment ID ('' none; `cplugins runs` lists "
+             "the ids)")
+
+
+def check_continue_from_eid(values: Mapping[str, Any]) -> list[str]:
+    """The run exists and saved a checkpoint; no other starting weights are given."""
+    eid = values.get("continue_from_eid", "")
+    if is_none(eid):
+        return []
+    from cplugins.templates.experiments import checkpoint_of
+
+    try:
+        checkpoint_of(eid)
+    except TemplateError as exc:
+        return [str(exc)]
+    return [f"continue_from_eid={eid!r} and {name}={format_value(values[name])} both choose the "
+            "starting weights; give only one of them"
+            for name in ("pretrained_weights", "load_from")
+            if isinstance(values.get(name), str) and not is_none(values[name])]
+
+
+def with_experiments(template: Template) -> Template:
+    """``template`` plus ``continue_from_eid`` (every template with a model has it)."""
+    return replace(template, hyperparameters=(*template.hyperparameters, continue_from_eid()),
+                   checks=(*template.checks, check_continue_from_eid))
+
+
 def builtin_templates() -> list[Template]:
     """Every built-in template."""
-    return [*detection_templates(), *classification_templates(), *segmentation_templates(),
-            *barebones_templates()]
+    modeled = [*detection_templates(), *classification_templates(), *segmentation_templates()]
+    return [*map(with_experiments, modeled), *barebones_templates()]

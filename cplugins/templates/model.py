@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,11 +55,18 @@ def format_value(value: Any) -> str:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as Python values (``np.int64(4)`` -> ``4``); others as given."""
+    if type(value).__module__.split(".")[0] == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()
+    return value
 
 
 @dataclass(frozen=True)
@@ -154,6 +162,7 @@ class Hyperparameter:
         Raises ``ValueError`` with a short reason when it has the wrong type.
         """
         kind = self.kind
+        value = _plain(value)
         if kind == "str":
             if not isinstance(value, str):
                 raise ValueError("not a string")
@@ -189,23 +198,35 @@ class Hyperparameter:
 
     @staticmethod
     def _coerce_number(value: Any, kind: str) -> int | float:
+        """A number of ``kind``; an integral float (``4.0``, ``"4.0"``, ``"1e3"``) is an int."""
+        noun = "an integer" if kind == "int" else "a number"
         if isinstance(value, str):
             text = value.strip()
             try:
-                number = int(text) if kind == "int" else float(text)
+                value = int(text)
             except ValueError:
-                noun = "an integer" if kind == "int" else "a number"
-                raise ValueError(f"not {noun}") from None
-            value = number
+                try:
+                    value = float(text)
+                except ValueError:
+                    raise ValueError(f"not {noun}") from None
+        if not _is_number(value):
+            raise ValueError(f"not {noun}")
+        if _is_int(value):
+            value = int(value)
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError("not a finite number")
         if kind == "int":
-            if _is_int(value):
-                return int(value)
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ValueError("not an integer")
-        if not _is_number(value) or not math.isfinite(value):
-            raise ValueError("not a finite number")
-        return float(value)
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError("not an integer")
+                value = int(value)
+            return value
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond the float range
+            raise ValueError("not a finite number") from None
 
     def check(self, value: Any) -> str:
         """'' when ``value`` (already of this kind) satisfies the bounds, else the reason."""
@@ -267,13 +288,10 @@ def _tidy(number: float) -> int | float:
 
 def _split_list(value: Any) -> list[Any]:
     if isinstance(value, (list, tuple)):
-        return list(value)
+        return [_plain(v) for v in value]
     if isinstance(value, str):
         text = value.strip().strip("[]()")
-        parts = [p for p in re.split(r"[,\s]+", text) if p]
-        if not parts:
-            raise ValueError("an empty list")
-        return parts
+        return [p for p in re.split(r"[,\s]+", text) if p]
     if _is_number(value):
         return [value]
     raise ValueError("not a list of numbers")
@@ -355,11 +373,17 @@ class Template:
         (with the closest known name), wrong types, out of range, off the step grid, unknown
         choices, missing required values and inconsistent combinations.
         """
+        if values is not None and not isinstance(values, Mapping):
+            raise TemplateError(f"template {self.name}: hyperparameter values must be a mapping "
+                                f"of names to values, got {type(values).__name__}")
         values = dict(values or {})
         known = [hp.name for hp in self.hyperparameters]
         errors: list[str] = []
         for name in values:
-            if name not in known:
+            if not isinstance(name, str):
+                errors.append(f"hyperparameter name {name!r} ({type(name).__name__}): names are "
+                              f"strings; {self.name} accepts: {', '.join(known)}")
+            elif name not in known:
                 close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 errors.append(f"unknown hyperparameter {name!r}{hint}; {self.name} accepts: "
@@ -417,9 +441,13 @@ def check_image_size_aspect(values: Mapping[str, Any]) -> list[str]:
 def check_one_start(first: str, second: str, neutral: Sequence[Any] = ("", "none")) -> Check:
     """At most one of two ways to give the starting weights."""
 
+    def chosen(value: Any) -> bool:
+        text = value.strip().lower() if isinstance(value, str) else value
+        return value is not None and text not in neutral
+
     def check(values: Mapping[str, Any]) -> list[str]:
         a, b = values.get(first), values.get(second)
-        if a not in neutral and a is not None and b not in neutral and b is not None:
+        if chosen(a) and chosen(b):
             return [f"{first}={format_value(a)} and {second}={format_value(b)} both choose the "
                     f"starting weights; give only one of them"]
         return []
@@ -428,11 +456,18 @@ def check_one_start(first: str, second: str, neutral: Sequence[Any] = ("", "none
 
 
 def parse_assignments(items: Sequence[str], option: str = "--set") -> dict[str, str]:
-    """``["a=1", "b=x,y"]`` -> ``{"a": "1", "b": "x,y"}`` (values stay strings)."""
+    """``["a=1", "b=x,y"]`` -> ``{"a": "1", "b": "x,y"}`` (values stay strings).
+
+    A name given twice is an error (the last one would silently win otherwise).
+    """
     result: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise TemplateError(f"{option} {item!r}: must look like NAME=VALUE")
-        result[name.strip()] = value
+        if name in result:
+            raise TemplateError(f"{option}: {name} is given twice ({name}={result[name]} and "
+                                f"{name}={value}); give each hyperparameter once")
+        result[name] = value
     return result

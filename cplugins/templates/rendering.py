@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import copy
 import importlib
+import math
 import os
 import os.path as osp
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from cplugins.templates.catalog import get_template
 from cplugins.templates.data import DataInfo, resolve_data
 from cplugins.templates.model import Template, TemplateError, parse_assignments
+from cplugins.templates.weights import is_none
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 #: imported by every rendered config: registers cplugins' own modules (dataset wrapper, OHEM
 #: loss, ProgressHook) and the fail-fast check in front of checkpoint downloads
 RUNTIME_IMPORT = "cplugins.templates.runtime"
+#: records each training run's experiment id (cplugins.templates.experiment_hook)
+EXPERIMENT_HOOK = "ExperimentRecordHook"
 #: the cplugins repository (``configs/...`` bases are relative to it)
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 #: top-level keys a rendered (non-barebones) config keeps; the base's helper variables
@@ -154,6 +158,15 @@ def _finalize(ctx: RenderContext, prune: bool) -> None:
             imports.append(package)
     cfg.custom_imports = dict(imports=imports, allow_failed_imports=False)
     cfg.default_scope = template.scope
+    eid = ctx.hp.get("continue_from_eid", "")
+    if eid and not is_none(eid):
+        from cplugins.templates.experiments import checkpoint_of
+
+        cfg.load_from = checkpoint_of(eid)
+    hooks = list(cfg.get("custom_hooks") or [])  # every training run gets an experiment id
+    if not any(h.get("type") == EXPERIMENT_HOOK for h in hooks):
+        hooks.append(dict(type=EXPERIMENT_HOOK))
+    cfg.custom_hooks = hooks
     source = ctx.data.source if ctx.data is not None else "config"
     cfg.template = dict(name=template.qualified_name, data=source,
                         hyperparameters={hp.name: ctx.hp[hp.name]
@@ -165,9 +178,67 @@ def _finalize(ctx: RenderContext, prune: bool) -> None:
             content["synthetic_data"] = dict(ctx.data.synthetic)
     if prune:
         content = {k: v for k, v in content.items() if k in RUNNER_KEYS}
+    check_rendered(content)
     from mmengine.config import Config
 
-    ctx.cfg = Config(content, filename=cfg.filename)
+    # the work dir's config copy and the experiment name follow the template (a barebones
+    # template: the user's file), not the base config it started from
+    filename = cfg.filename if not prune and cfg.filename else template_stub(template)
+    ctx.cfg = Config(content, filename=filename)
+
+
+def template_stub(template: Template) -> str:
+    """An existing file named after ``template`` (``.../detection/NAME.py``), for the rendered
+    ``Config.filename``: mmengine names the work dir's config copy and the experiment after
+    it, and code that rebuilds a ``Config(..., filename=cfg.filename)`` reads it."""
+    text = (f"# Rendered from template {template.qualified_name}: the full config is the one a "
+            "run dumps into its work dir (or `cplugins render`).\n")
+    for cache in (os.environ.get("XDG_CACHE_HOME") or osp.expanduser("~/.cache"),
+                  tempfile.gettempdir()):
+        path = osp.join(cache, "cplugins", "templates", template.task, f"{template.name}.py")
+        try:
+            if not osp.isfile(path):
+                os.makedirs(osp.dirname(path), exist_ok=True)
+                with tempfile.NamedTemporaryFile("w", dir=osp.dirname(path), suffix=".py",
+                                                 delete=False) as tmp:
+                    tmp.write(text)
+                os.replace(tmp.name, path)
+            return path
+        except OSError:
+            continue
+    raise TemplateError("cannot write the template's config stub under ~/.cache or the temp "
+                        "folder")
+
+
+def _nodes(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """``(path, value)`` of ``node`` and of everything inside it (``a.b[0].c``)."""
+    yield path, node
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _nodes(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            yield from _nodes(value, f"{path}[{index}]")
+
+
+def check_rendered(content: Mapping[str, Any]) -> None:
+    """Refuse a rendered config that cannot load or silently trains the wrong thing.
+
+    * a number that is not finite (``lr=inf`` is written as ``inf``, which no config loads);
+    * an ``OHEMLoss`` without ``use_sigmoid=True``: mmdet heads read ``use_sigmoid`` from the
+      config; without it the head has ``num_classes + 1`` softmax outputs and the loss would
+      count the background column as a class (every background anchor a positive).
+    """
+    for path, value in _nodes(content):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TemplateError(f"the rendered config would have {path}={value}, not a finite "
+                                "number; lower the hyperparameters it is computed from")
+        if (isinstance(value, Mapping) and value.get("type") == "OHEMLoss"
+                and value.get("use_sigmoid") is not True):
+            raise TemplateError(
+                f"{path}: OHEMLoss needs use_sigmoid=True in the config (mmdet heads read it "
+                "there to give num_classes sigmoid outputs; without it they add a background "
+                "output that OHEMLoss would count as a class)")
 
 
 def render_text(name: str | Template, values: Mapping[str, Any] | Sequence[str] | None = None,

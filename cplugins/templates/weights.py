@@ -60,9 +60,23 @@ def is_url(value: str) -> bool:
     return value.startswith(("http://", "https://"))
 
 
+#: the spellings of "no checkpoint" (case-insensitive; the platform documents write ``None``)
+NONE_SPELLINGS = ("", "none")
+
+
+def is_none(value: str) -> bool:
+    return value.strip().lower() in NONE_SPELLINGS
+
+
+def find_alias(value: str, aliases: Mapping[str, str]) -> str | None:
+    """The alias ``value`` spells, ignoring case (``imagenet-1k`` -> ``ImageNet-1k``)."""
+    folded = {a.lower(): a for a in aliases}
+    return folded.get(value.strip().lower())
+
+
 def check_source(name: str, value: str, aliases: Mapping[str, str]) -> str:
     """'' when ``value`` is empty, an alias, a URL or an existing file; else the error."""
-    if value in ("", "none") or value in aliases or is_url(value):
+    if is_none(value) or find_alias(value, aliases) is not None or is_url(value):
         return ""
     allowed = ", ".join(["'' (none)", *(repr(a) for a in aliases), "an http(s) URL",
                          "a local checkpoint file"])
@@ -73,10 +87,11 @@ def check_source(name: str, value: str, aliases: Mapping[str, str]) -> str:
 
 def resolve_source(value: str, aliases: Mapping[str, str]) -> str | None:
     """The checkpoint (URL or absolute path) ``value`` stands for; ``None`` for none."""
-    if value in ("", "none"):
+    if is_none(value):
         return None
-    if value in aliases:
-        return aliases[value]
+    alias = find_alias(value, aliases)
+    if alias is not None:
+        return aliases[alias]
     if is_url(value):
         return value
     return osp.abspath(osp.expanduser(value))
