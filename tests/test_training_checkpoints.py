@@ -17,11 +17,13 @@ from training_setup import (
     write_tiny_config,
 )
 
+from cplugins.training.loading import read_checkpoint
+
 pytestmark = pytest.mark.slow
 
 
 def _state(path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return read_checkpoint(str(path))["state_dict"]  # weights-only, cplugins' allowlist
 
 
 @pytest.fixture(scope="module")
@@ -84,30 +86,30 @@ def test_resume_with_nothing_to_resume_fails(config, tmp_path):
         "drop --resume to start from scratch, give --resume CKPT, or use --resume-or-start"]
 
 
-@pytest.mark.parametrize("kind", ["truncated", "empty"])
-def test_unusable_checkpoint_is_one_line_before_anything_is_built(kind, uninterrupted, config,
+def test_unusable_checkpoint_is_one_line_before_anything_is_built(uninterrupted, config,
                                                                   tmp_path):
-    bad = tmp_path / "bad.pth"
     data = (uninterrupted / "iter_2.pth").read_bytes()
-    bad.write_bytes(data[: len(data) // 3] if kind == "truncated" else b"")
-    expected = "is truncated or not a PyTorch checkpoint" if kind == "truncated" else \
-        "is empty (0 bytes)"
-    for argv in ([TEST, str(config), str(bad)],):
-        result = run_python("", args=argv)
-        assert result.returncode != 0
-        assert len(error_lines(result)) == 1 and expected in error_lines(result)[0], \
-            output(result)[-2000:]
-        assert "Traceback" not in result.stderr
-    result = train(config, tmp_path / "work", "--resume", str(bad))
+    truncated, empty = tmp_path / "truncated.pth", tmp_path / "empty.pth"
+    truncated.write_bytes(data[: len(data) // 3])   # what a kill during a plain write leaves
+    empty.write_bytes(b"")
+    result = run_python("", args=[TEST, str(config), str(truncated)])
     assert result.returncode != 0
-    assert len(error_lines(result)) == 1 and expected in error_lines(result)[0]
-    # before the runner: no log file, no work dir content
-    assert not list((tmp_path / "work").glob("*/*.log"))
+    assert error_lines(result) == [
+        f"error: checkpoint {truncated} ({len(data) // 3} bytes) is truncated or not a PyTorch "
+        "checkpoint: PytorchStreamReader failed reading zip archive: failed finding central "
+        "directory"], output(result)[-2000:]
+    assert "Traceback" not in result.stderr
+
+    result = train(config, tmp_path / "work", "--resume", str(empty))
+    assert result.returncode != 0
+    assert error_lines(result) == [
+        f"error: checkpoint {empty} is empty (0 bytes): an interrupted or failed save; use an "
+        "earlier checkpoint"], output(result)[-2000:]
+    assert not list((tmp_path / "work").glob("*/*.log"))  # before the runner was built
 
 
 def test_test_refuses_a_checkpoint_of_another_model(uninterrupted, config, tmp_path):
-    checkpoint = torch.load(uninterrupted / "iter_6.pth", map_location="cpu",
-                            weights_only=True)
+    checkpoint = read_checkpoint(str(uninterrupted / "iter_6.pth"))
     # the same detector with 5 classes: other classification and regression layer shapes
     state = checkpoint["state_dict"]
     state["roi_head.bbox_head.fc_cls.weight"] = torch.zeros(6, 64)
@@ -127,15 +129,6 @@ def test_test_refuses_a_checkpoint_of_another_model(uninterrupted, config, tmp_p
     assert "config tiny_frcnn.py" in message and "5 classes (a, b, c, d, e)" in message
     assert "coco/bbox_mAP" not in output(result)
 
-    # a plain (torchvision-style) state dict: nothing matches, no meta
-    plain = tmp_path / "plain.pth"
-    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 512)},
-               plain)
-    result = run_python("", args=[TEST, str(config), str(plain)])
-    assert result.returncode != 0
-    assert "2 unexpected" in result.stderr and "(0 match)" in result.stderr
-    assert "no meta" in result.stderr
-
     # --allow-partial: today's behaviour (evaluated, with the summary as a warning)
     result = run_python("", args=[TEST, str(config), str(five), "--allow-partial",
                                   "--work-dir", str(tmp_path / "t")])
@@ -143,24 +136,37 @@ def test_test_refuses_a_checkpoint_of_another_model(uninterrupted, config, tmp_p
     assert "warning: checkpoint" in result.stderr and "coco/bbox_mAP" in output(result)
 
 
-def test_resume_refuses_a_checkpoint_of_another_model(config, tmp_path):
+def test_resume_refuses_a_plain_state_dict(config, tmp_path):
+    """A torchvision-style state dict (no meta): nothing matches, refused before training."""
     plain = tmp_path / "plain.pth"
-    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, plain)
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 512)},
+               plain)
     result = train(config, tmp_path / "work", "--resume", str(plain))
     assert result.returncode != 0
     errors = error_lines(result)
-    assert len(errors) == 1 and "does not match the model" in errors[0], output(result)[-3000:]
+    assert len(errors) == 1, output(result)[-3000:]
+    assert errors[0].startswith(f"error: checkpoint {plain} does not match the model: ")
+    assert "2 unexpected, 0 with another shape (0 match)" in errors[0]
+    assert "  unexpected: conv1.weight, fc.weight" in result.stderr
+    assert "the checkpoint has no meta (a plain state dict" in result.stderr
+    assert not list((tmp_path / "work").glob("iter_*.pth"))
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 def test_weights_only_protection_still_refuses_code(config, tmp_path):
     evil = tmp_path / "evil.pth"
-    evil.write_bytes(b"")
-    code = (f"import os, torch\n"
-            f"class Evil:\n"
-            f"    def __reduce__(self): return (os.system, ('touch {tmp_path}/pwned',))\n"
-            f"torch.save({{'state_dict': {{}}, 'x': Evil()}}, {str(evil)!r})\n")
-    assert run_python(code).returncode == 0
+    torch.save({"state_dict": {}, "x": _Evil(tmp_path / "pwned")}, evil)  # saving runs nothing
     result = run_python("", args=[TEST, str(config), str(evil)])
     assert result.returncode != 0
-    assert "refused by weights-only loading" in result.stderr, result.stderr[-2000:]
+    assert error_lines(result) == [
+        f"error: checkpoint {evil} was refused by weights-only loading (it holds objects other "
+        "than tensors and plain data): Trying to load unsupported GLOBAL posix.system whose "
+        "module posix is blocked."], result.stderr[-2000:]
     assert not (tmp_path / "pwned").exists()

@@ -97,7 +97,7 @@ class AtomicCheckpointHook(CheckpointHook):
             runner.message_hub.update_info("keep_ckpt_ids", list(self.keep_ckpt_ids))
         self.last_ckpt = final
         runner.message_hub.update_info("last_ckpt", final)
-        if runner.cfg.get("filename"):
+        if getattr(runner.cfg, "filename", None):
             meta = dict(meta, config_name=osp.basename(runner.cfg.filename))
 
         temporary_name = f".{ckpt_filename}.tmp"
