@@ -57,7 +57,7 @@ def planned_ids(distribution: str) -> list[str]:
     ids = [f"{distribution}::{check}" for check in DISTRIBUTION_CHECKS]
     for record in records_of(distribution):
         for reg in record.registrations:
-            ids += [f"{_subject(reg)}::{check}" for check in MODULE_CHECKS]
+            ids += [f"{distribution}::{_subject(reg)}::{check}" for check in MODULE_CHECKS]
     return ids
 
 
@@ -607,6 +607,8 @@ def check_distribution(distribution: str, manager: PluginManager | None = None
                 checks = ModuleChecks(manager, record, reg, examples.get(reg.spec.name),
                                       Path(tmp), before[id(reg)])
                 module_results = checks.results()
+                for result in module_results:
+                    result.distribution = distribution
                 if problem:
                     for result in module_results:
                         if result.check == "build":

@@ -17,10 +17,13 @@ class CheckResult:
     message: str
     fix: str = ""
     seconds: float = 0.0
+    distribution: str = ""  # set for module checks: subjects repeat across distributions
 
     @property
     def id(self) -> str:
-        return f"{self.subject}::{self.check}"
+        """``DIST::check`` or ``DIST::Name -> scope::registry::check``: unique in a run."""
+        prefix = f"{self.distribution}::" if self.distribution else ""
+        return f"{prefix}{self.subject}::{self.check}"
 
     def line(self) -> str:
         """``FAIL  kind          MyNeck -> mmdet::model: ... Fix: ...``"""
