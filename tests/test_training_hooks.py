@@ -168,3 +168,27 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path, val):
     resumed = _resumable(tmp_path / "second", 10, resume=str(tmp_path / "first" / "iter_4.pth"),
                          val=val)
     assert torch.equal(straight, resumed), (straight - resumed).abs().max()
+
+
+def test_mmcv_ops_run_under_cpu_autocast():
+    """mmcv's CPU kernels (RoIAlign, nms) take float32 only; under the CPU AMP wrapper they get
+    float32 inputs and hand back the caller's dtype, and gradients flow through."""
+    from mmcv.ops import RoIAlign, nms
+
+    from cplugins.training.amp import run_mmcv_ops_in_float32
+
+    run_mmcv_ops_in_float32()
+    conv = nn.Conv2d(3, 8, 3, padding=1)
+    image = torch.randn(1, 3, 32, 32)
+    rois = torch.tensor([[0, 2.0, 2.0, 20.0, 20.0], [0, 4.0, 8.0, 30.0, 16.0]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        features = conv(image)
+        pooled = RoIAlign(7, spatial_scale=1.0, sampling_ratio=2)(features, rois)
+        boxes = rois[:, 1:].to(torch.bfloat16)
+        dets, keep = nms(boxes, torch.tensor([0.9, 0.8], dtype=torch.bfloat16), 0.5)
+    assert features.dtype == pooled.dtype == torch.bfloat16
+    assert keep.tolist() == [0, 1]
+    pooled.float().sum().backward()
+    assert conv.weight.grad is not None and torch.isfinite(conv.weight.grad).all()
+    # without autocast: float32 as before
+    assert RoIAlign(7, 1.0, 2)(conv(image), rois).dtype == torch.float32
