@@ -207,6 +207,11 @@ def test_tools_train_template_generates_the_synthetic_set(tmp_path):
     assert json.loads(manifest.read_text())["params"]["num_train"] == 4
     work_dir = tmp_path / "work_dirs" / "Clarifai_InceptionBatchNorm"
     assert (work_dir / "epoch_1.pth").is_file(), output[-3000:]
+    # the config copy and the experiment are named after the template, and the run has an id
+    assert (work_dir / "Clarifai_InceptionBatchNorm.py").is_file()
+    records = list(work_dir.glob("*/cplugins_experiment.json"))
+    assert len(records) == 1 and json.loads(records[0].read_text())["last_checkpoint"] == str(
+        work_dir.resolve() / "epoch_1.pth")
     assert "train [" in output and "multi-label/mAP" in output
 
     result = run_python("", cwd=tmp_path, args=[
