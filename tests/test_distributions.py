@@ -120,6 +120,10 @@ def test_training_locks_its_plugins_and_the_checkpoint_names_what_to_install(
         "0.0.1", "lockfix_fixture", ["LockFPN"])
     assert re.fullmatch(r"[0-9a-f]{64}", entry["record_sha256"])
     assert "cplugins-stockclash-fixture" not in {e["distribution"] for e in lock}  # not used
+    import mmengine.runner.checkpoint  # noqa: F401
+
+    import cplugins  # noqa: F401  (its allowlist for weights-only loading of mmengine's types)
+
     checkpoint = torch.load(work_dir / "iter_2.pth", map_location="cpu", weights_only=True)
     assert checkpoint["meta"]["cplugins_lock"] == lock
 
