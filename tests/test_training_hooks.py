@@ -45,15 +45,17 @@ class Points(Dataset):
 
 
 def _runner(tmp_path, poisoned=None, hook=None, wrapper="OptimWrapper", iters=8,
-            checkpoint=None):
+            checkpoint=None, evaluator=None):
     model = Regression()
+    loader = dict(dataset=Points(poisoned), batch_size=2, num_workers=0,
+                  sampler=dict(type="DefaultSampler", shuffle=False),
+                  collate_fn=dict(type="default_collate"))
+    validation = {} if evaluator is None else dict(
+        val_dataloader=loader, val_cfg=dict(), val_evaluator=[evaluator])
     runner = Runner(
-        model=model, work_dir=str(tmp_path),
-        train_dataloader=dict(dataset=Points(poisoned), batch_size=2, num_workers=0,
-                              sampler=dict(type="DefaultSampler", shuffle=False),
-                              collate_fn=dict(type="default_collate")),
+        model=model, work_dir=str(tmp_path), train_dataloader=loader, **validation,
         optim_wrapper=dict(type=wrapper, optimizer=dict(type="SGD", lr=0.05)),
-        train_cfg=dict(by_epoch=False, max_iters=iters),
+        train_cfg=dict(by_epoch=False, max_iters=iters, val_interval=iters),
         custom_hooks=[hook or dict(type="NanGuardHook")] if hook != {} else [],
         default_hooks=dict(checkpoint=checkpoint or dict(type="AtomicCheckpointHook",
                                                          interval=100)),
@@ -102,6 +104,26 @@ def test_skip_stops_after_too_many_in_a_row(tmp_path):
     runner, _ = _runner(tmp_path, poisoned=None, hook=dataset_all_bad)
     runner.train_dataloader.dataset.x[:] = float("nan")
     with pytest.raises(NonFiniteError, match="iteration 2: .* \\(2 steps in a row\\)"):
+        runner.train()
+
+
+def test_empty_validation_is_an_error(tmp_path):
+    """An evaluator with no results (mmdet's CocoMetric when no box is predicted: it logs
+    "The testing results of the whole dataset is empty." and returns {}) stops training."""
+    from mmengine.evaluator import BaseMetric
+
+    from cplugins.training.errors import EmptyValidationError
+
+    class NoResults(BaseMetric):
+        def process(self, data_batch, data_samples):
+            pass
+
+        def compute_metrics(self, results):
+            return {}
+
+    runner, _ = _runner(tmp_path, iters=2, evaluator=NoResults())
+    with pytest.raises(EmptyValidationError, match="validation at iteration 2 produced no "
+                                                   "metrics"):
         runner.train()
 
 
