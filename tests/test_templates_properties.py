@@ -34,7 +34,7 @@ MODELED: list[Template] = [e.template for e in load_catalog().entries if e.templ
 IDS = [t.qualified_name for t in MODELED]
 #: string hyperparameters (starting weights): spellings every template accepts
 WEIGHTS = ["", "none", "None", "https://example.com/weights.pth"]
-SETTINGS = settings(max_examples=6, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=3, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -126,7 +126,31 @@ def test_every_numeric_hyperparameter_has_both_bounds():
     assert not unbounded
 
 
-# --- in range: renders and loads -------------------------------------------------------------
+# --- in range: validates, renders and loads ---------------------------------------------------
+def _converted_and_contradictions(template: Template, values: dict) -> tuple[dict, list[str]]:
+    """Every value converted (each must be valid alone) and the cross-field errors."""
+    converted = dict(template.defaults())
+    for name, value in values.items():
+        converted[name], error = template.hyperparameter(name).validate(value)
+        assert not error, error
+    return converted, [e for check in template.checks for e in check(converted)]
+
+
+@pytest.mark.parametrize("template", MODELED, ids=IDS)
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_values_in_range_validate(template, data):
+    """Cheap, many examples: valid, or exactly the contradictions between two values."""
+    values = data.draw(values_for(template))
+    converted, cross = _converted_and_contradictions(template, values)
+    if cross:
+        with pytest.raises(TemplateValidationError) as info:
+            template.validate(values)
+        assert info.value.errors == cross
+    else:
+        assert template.validate(values) == converted
+
+
 @pytest.mark.parametrize("template", MODELED, ids=IDS)
 @SETTINGS
 @given(data=st.data())
@@ -134,11 +158,7 @@ def test_values_in_range_render_and_load(template, data):
     from mmengine.config import Config
 
     values = data.draw(values_for(template))
-    converted = dict(template.defaults())
-    for name, value in values.items():
-        converted[name], error = template.hyperparameter(name).validate(value)
-        assert not error, error
-    cross = [e for check in template.checks for e in check(converted)]
+    converted, cross = _converted_and_contradictions(template, values)
     event("contradiction" if cross else "rendered")
     if cross:  # a contradiction between two valid values: exactly that is reported
         with pytest.raises(TemplateValidationError) as info:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, run_python
 
-from cplugins.templates import common
+from cplugins.templates import TemplateValidationError, common
 from cplugins.templates.rendering import render, write_config
 
 pytestmark = pytest.mark.slow
@@ -192,8 +192,9 @@ def test_barebones_template_trains_the_users_config(name, datasets, tmp_path, mo
     assert f"val/{metric}" in scalars, sorted(scalars)
 
 
-def test_tools_train_template_generates_the_synthetic_set(tmp_path):
-    """``tools/train.py --template`` without --data: the synthetic set is generated and used."""
+def test_tools_train_template_generates_the_synthetic_set(tmp_path, monkeypatch):
+    """``tools/train.py --template`` without --data: the synthetic set is generated and used;
+    the run gets an experiment id that `cplugins runs` lists and ``continue_from_eid`` finds."""
     options = ["synthetic_data.num_train=4", "synthetic_data.num_val=3",
                "synthetic_data.image_size=32", "train_dataloader.num_workers=0",
                "val_dataloader.num_workers=0", "test_dataloader.num_workers=0"]
@@ -210,9 +211,30 @@ def test_tools_train_template_generates_the_synthetic_set(tmp_path):
     # the config copy and the experiment are named after the template, and the run has an id
     assert (work_dir / "Clarifai_InceptionBatchNorm.py").is_file()
     records = list(work_dir.glob("*/cplugins_experiment.json"))
-    assert len(records) == 1 and json.loads(records[0].read_text())["last_checkpoint"] == str(
-        work_dir.resolve() / "epoch_1.pth")
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    checkpoint = str(work_dir.resolve() / "epoch_1.pth")
+    assert record["last_checkpoint"] == checkpoint
+    assert record["template"] == "classification/Clarifai_InceptionBatchNorm"
+    assert record["hyperparameters"]["image_size"] == 32
+    assert f"experiment id {record['eid']}" in output
     assert "train [" in output and "multi-label/mAP" in output
+
+    listed = run_python("", cwd=tmp_path, args=["-m", "cplugins.cli", "runs"])
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[1].split() == [
+        record["eid"], "classification/Clarifai_InceptionBatchNorm", *record["started"].split(),
+        checkpoint]
+    monkeypatch.chdir(tmp_path)  # the runs are looked for in ./work_dirs
+    monkeypatch.delenv("CPLUGINS_RUNS_ROOT", raising=False)
+    assert render("Clarifai_InceptionBatchNorm",
+                  {"continue_from_eid": record["eid"]}).load_from == checkpoint
+    with pytest.raises(TemplateValidationError) as info:
+        render("Clarifai_InceptionBatchNorm", {"continue_from_eid": "20200101_000000-0000"})
+    assert info.value.errors == [
+        "continue_from_eid='20200101_000000-0000': no run with this id under work_dirs/ "
+        f"(latest: {record['eid']}); allowed: '' (none) or the id of a recorded run "
+        "(`cplugins runs`; CPLUGINS_RUNS_ROOT sets the folder)"]
 
     result = run_python("", cwd=tmp_path, args=[
         str(REPO / "tools" / "train.py"), "--template", "Clarifai_InceptionBatchNorm",
