@@ -665,6 +665,30 @@ def test_a_plugin_contributes_a_template_through_the_hook(tmp_path):
 
 
 
+def test_template_runs_log_where_the_config_is_not_the_whole_config(tmp_path):
+    """The runner's Config dump of a rendered template (358 lines for SegFormer) and its
+    per-parameter paramwise_options lines shrink to one line each; other configs are kept."""
+    from mmengine.logging import MMLogger, print_log
+
+    import cplugins.templates.runtime  # noqa: F401  (what a rendered config imports)
+
+    logger = MMLogger.get_instance("template-log-test", log_file=str(tmp_path / "run.log"))
+    text = render("MMSegmentation_SegFormer").pretty_text
+    logger.info(f"Config:\n{text}")
+    for index in range(3):
+        print_log(f"paramwise_options -- backbone.layers.{index}.norm.weight:decay_mult=0.0",
+                  logger="current")
+    logger.info("Config:\nmodel = dict(type='Mine')")
+    lines = (tmp_path / "run.log").read_text().splitlines()
+    assert [line.split(" - INFO - ")[1] for line in lines[:3]] == [
+        f"Config: template segmentation/MMSegmentation_SegFormer, {len(text.splitlines()) + 1} "
+        "lines: see MMSegmentation_SegFormer.py in the work dir (or `cplugins render`)",
+        "paramwise_options: per-parameter multipliers of optim_wrapper.paramwise_cfg applied "
+        "(not listed one by one)",
+        "Config:"]
+    assert lines[3:] == ["model = dict(type='Mine')"]
+
+
 # --- cplugins' own modules that rendered configs use ------------------------------------------
 def _bce(x: float, y: float) -> float:
     return math.log1p(math.exp(x)) - x * y

@@ -208,8 +208,12 @@ def test_tools_train_template_generates_the_synthetic_set(tmp_path, monkeypatch)
     assert json.loads(manifest.read_text())["params"]["num_train"] == 4
     work_dir = tmp_path / "work_dirs" / "Clarifai_InceptionBatchNorm"
     assert (work_dir / "epoch_1.pth").is_file(), output[-3000:]
-    # the config copy and the experiment are named after the template, and the run has an id
-    assert (work_dir / "Clarifai_InceptionBatchNorm.py").is_file()
+    # the config copy and the experiment are named after the template, and the run has an id;
+    # the log names that file instead of repeating the whole config
+    assert "train_dataloader = dict(" in (work_dir / "Clarifai_InceptionBatchNorm.py").read_text()
+    log = next(work_dir.glob("*/*.log")).read_text()
+    assert "Config: template classification/Clarifai_InceptionBatchNorm, " in log
+    assert "train_dataloader = dict(" not in log
     records = list(work_dir.glob("*/cplugins_experiment.json"))
     assert len(records) == 1
     record = json.loads(records[0].read_text())
