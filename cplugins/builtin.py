@@ -6,10 +6,21 @@ from cplugins.spec import ModuleSpec
 @hookimpl
 def cplugins_modules() -> list[ModuleSpec]:
     return [ModuleSpec("ProgressHook", "cplugins.progress:ProgressHook", "hook"),
+            ModuleSpec("PluginLockHook", "cplugins.lock_hook:PluginLockHook", "hook"),
+            # training safeguards (cplugins.training), added by tools/train.py
+            ModuleSpec("NanGuardHook", "cplugins.training.nan_guard:NanGuardHook", "hook"),
+            ModuleSpec("RandomStateHook", "cplugins.training.random_state:RandomStateHook",
+                       "hook"),
+            ModuleSpec("AtomicCheckpointHook",
+                       "cplugins.training.checkpointing:AtomicCheckpointHook", "hook"),
+            ModuleSpec("CpuAmpOptimWrapper", "cplugins.training.amp:CpuAmpOptimWrapper",
+                       "optim_wrapper"),
             # used by rendered templates (cplugins.templates)
             ModuleSpec("MinSamplesDataset", "cplugins.templates.datasets:MinSamplesDataset",
                        "dataset"),
-            ModuleSpec("OHEMLoss", "cplugins.templates.losses:OHEMLoss", "mmdet::model")]
+            ModuleSpec("OHEMLoss", "cplugins.templates.losses:OHEMLoss", "mmdet::model"),
+            ModuleSpec("ExperimentRecordHook",
+                       "cplugins.templates.experiment_hook:ExperimentRecordHook", "hook")]
 
 
 @hookimpl

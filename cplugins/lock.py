@@ -70,21 +70,20 @@ def plugin_lock(cfg: Any) -> list[dict]:
 
 
 def add_plugin_imports(cfg) -> None:
-    """Give ``cfg`` the ``custom_imports`` a stock Runner needs to rebuild it: cplugins'
-    runtime (its own modules, its compatibility fixes) and the package of every plugin whose
-    modules it uses."""
-    packages = [RUNTIME_IMPORT, *(entry["package"] for entry in plugin_lock(cfg)
-                                  if entry["distribution"] != "cplugins")]
+    """Give ``cfg`` what a stock Runner needs to rebuild it, and what a reader needs to know:
+    ``custom_imports`` of cplugins' runtime (its own modules, its compatibility fixes) and of
+    the package of every plugin whose modules it uses, and the lock itself as
+    ``cplugins_lock`` (``cplugins lock CONFIG`` prints it as requirement lines)."""
+    lock = plugin_lock(cfg)
+    packages = [RUNTIME_IMPORT, *(e["package"] for e in lock if e["distribution"] != "cplugins")]
     custom = dict(cfg.get("custom_imports") or {})
-    imports = list(custom.get("imports") or [])
-    if isinstance(custom.get("imports"), str):
-        imports = [custom["imports"]]
-    for package in packages:
-        if package not in imports:
-            imports.append(package)
+    imports = custom.get("imports") or []
+    imports = [imports] if isinstance(imports, str) else list(imports)
+    imports += [package for package in packages if package not in imports]
     custom["imports"] = imports
     custom.setdefault("allow_failed_imports", False)
     cfg.custom_imports = custom
+    cfg[META_KEY] = lock
 
 
 @dataclass(frozen=True)
@@ -139,10 +138,19 @@ def checkpoint_lock(checkpoint: dict) -> list[dict] | None:
 
 
 def read_lock(path: str) -> list[dict]:
-    """The lock of a checkpoint (``.pth``, loaded weights-only) or of a lock JSON file."""
+    """The lock of a checkpoint (``.pth``, loaded weights-only), of a lock JSON file, or of a
+    config that ``tools/train.py`` saved (its ``cplugins_lock``; nothing is imported)."""
     if path.endswith(".json"):
         with open(path) as f:
             return json.load(f)
+    if path.endswith(".py"):
+        from mmengine.config import Config
+
+        lock = Config.fromfile(path, import_custom_modules=False).get(META_KEY)
+        if lock is None:
+            raise PluginLockError(f"{path} has no {META_KEY!r} entry: it is not a config that "
+                                  "cplugins' tools/train.py saved in a work dir")
+        return [dict(entry) for entry in lock]
     import mmengine.runner.checkpoint  # noqa: F401  (arms cplugins' allowlist of its types)
     import torch
 

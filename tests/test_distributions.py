@@ -141,6 +141,9 @@ def test_training_locks_its_plugins_and_the_checkpoint_names_what_to_install(
     assert result.returncode == 0, result.stderr[-3000:]
     assert "'lockfix_fixture'" in result.stdout and "'cplugins.templates.runtime'" in result.stdout
     assert "NECK LockFPN" in result.stdout
+    result = run_python("", args=["-m", "cplugins.cli", "lock", str(work_dir / config.name)])
+    assert "cplugins-lockfix-fixture==0.0.1  # LockFPN" in result.stdout.splitlines(), \
+        result.stderr  # the saved config says what it needs even where the plugin is gone
 
     # the plugin is gone: tools/test.py says what to install, in one line
     result = run_python("", args=[str(REPO / "tools" / "test.py"), str(config),
