@@ -465,9 +465,10 @@ class ModuleChecks:
         try:
             total = scalar_for_backward(out, self.spec.name)
         except ValueError:
-            raise _Fail(f"none of its {len(params)} parameters received a gradient: its "
-                        f"{self.example.train_method}() output does not require grad",
-                        self._fix("gradient")) from None
+            what = (f"none of its {len(params)} parameters received a gradient" if params
+                    else "no gradient reaches its inputs")
+            raise _Fail(f"{what}: its {self.example.train_method}() output does not require "
+                        "grad", self._fix("gradient")) from None
         if not torch.isfinite(total):
             raise _Fail(f"{self.example.train_method}() output is not finite ({total.item()})",
                         "check the numerics on the example inputs")
@@ -480,8 +481,15 @@ class ModuleChecks:
         if any(not torch.isfinite(p.grad).all() for p in with_grad):
             raise _Fail("non-finite gradients", "check the numerics on the example inputs")
         module.zero_grad(set_to_none=True)
-        return (f"{self.example.train_method}+backward on {self.inputs.shapes}: gradients in "
-                f"{len(with_grad)}/{len(params)} parameter tensors")
+        if params:
+            reached = f"gradients in {len(with_grad)}/{len(params)} parameter tensors"
+        else:  # a loss, say: the gradient must reach what it is computed from
+            leaves = [t for t in self.inputs.tensors() if t.requires_grad]
+            if leaves and not any(t.grad is not None and t.grad.abs().sum() > 0
+                                  for t in leaves):
+                raise _Fail("no gradient reaches its inputs", self._fix("gradient"))
+            reached = "gradients reach its inputs" if leaves else "no parameters"
+        return f"{self.example.train_method}+backward on {self.inputs.shapes}: {reached}"
 
     def _same_state(self, other: Any) -> None:
         import torch
