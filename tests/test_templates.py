@@ -185,6 +185,16 @@ VALIDATION_CASES = [
      "lrate='inf': not a finite number; allowed: a number from 0 to 10"),
     ("MMDetection_FasterRCNN", {"batch_size": 2.5},
      "batch_size=2.5: not an integer; allowed: an integer from 1 to 32"),
+    ("MMDetection_FasterRCNN", {"base_model": "resnet101", "pretrained_weights": "coco"},
+     "pretrained_weights='coco' with base_model='resnet101': the COCO checkpoint is of the "
+     "resnet50 model"),
+    ("Detection_MSC10", {"pretrain_base_data": "ImageNet-1k", "load_from": "coco"},
+     "pretrain_base_data='ImageNet-1k' and load_from='coco' both choose the starting weights"),
+    ("MMDetection_YOLOF", {"pretrain_base_data": "/no/such/backbone.pth"},
+     "pretrain_base_data='/no/such/backbone.pth': no such file; allowed: '' (none), 'none', "
+     "'ImageNet-1k', an http(s) URL, a local checkpoint file"),
+    ("MMDetection_FasterRCNN", {"base_model": "vgg16"},
+     "base_model='vgg16': unknown choice; allowed: one of 'resnet50', 'resnet101'"),
     ("MMDetection", {}, "config is required; allowed: a string (required)"),
     ("MMDetection", {"config": "/nonexistent/cfg.py"},
      "config='/nonexistent/cfg.py': no such file; allowed: a path to an existing .py config"),
@@ -280,6 +290,13 @@ def _plain(value):
 TRAIN_PIPE = "train_dataloader.dataset.pipeline"
 VAL_PIPE = "val_dataloader.dataset.pipeline"
 LR = "optim_wrapper.optimizer.lr"
+def resnet_cases(imagenet_101: str) -> list[tuple]:
+    """base_model and pretrain_base_data of the ResNet-based detectors."""
+    return [({"base_model": "resnet101"}, "model.backbone.depth", 101),
+            ({"pretrain_base_data": "ImageNet-1k", "base_model": "resnet101"},
+             "model.backbone.init_cfg", {"type": "Pretrained", "checkpoint": imagenet_101})]
+
+
 TWO_STAGE = [
     ({"image_size": [640]}, f"{TRAIN_PIPE}[type=Resize].scale", [1066, 640]),
     ({"keep_aspect_ratio": False, "image_size": [512, 640]}, f"{VAL_PIPE}[type=Resize]",
@@ -298,6 +315,7 @@ TWO_STAGE = [
     ({"load_from": "{ckpt}"}, "load_from", "{ckpt}"),
     ({"use_perclass_regression": False}, "model.roi_head.bbox_head.reg_class_agnostic", True),
     ({"anchor_ratios": [0.25, 1, 4]}, "model.rpn_head.anchor_generator.ratios", [0.25, 1, 4]),
+    *resnet_cases(URLS["resnet101_in1k_torchvision"]),
 ]
 def retina(short: int, batch: int) -> list[tuple]:
     """Cases shared by the RetinaNet-style templates (default shorter side, batch size)."""
@@ -363,6 +381,7 @@ HP_CASES = {
          f"{TRAIN_PIPE}[type=RandomResize].ratio_range", [1.0, 1.125]),
         ({"load_from": "coco"}, "load_from", URLS["yolof_coco"]),
         ({"anchor_ratios": [0.5, 1]}, "model.bbox_head.anchor_generator.ratios", [0.5, 1.0]),
+        *resnet_cases(URLS["resnet101_caffe_in1k"]),
     ],
     "MMDetection_SSD": [
         ({"image_size": 512}, "model.bbox_head.anchor_generator.input_size", 512),
@@ -396,6 +415,7 @@ HP_CASES = {
          f"{TRAIN_PIPE}[type=RandomChoiceResize].scales[0]", [500, 300]),
         ({"random_resize_upper": 1200},
          f"{TRAIN_PIPE}[type=RandomChoiceResize].scales[9]", [2000, 1200]),
+        *resnet_cases(URLS["resnet101_in1k_torchvision"]),
     ],
     "MMClassification_ResNet_50_RSB_A1": [
         ({"image_size": 160}, f"{VAL_PIPE}[type=CenterCrop].crop_size", 160),
@@ -489,6 +509,17 @@ def test_documented_spellings_of_pretrained_weights(name, spelling):
     canonical = {"none": "none", "coco": "coco", "imagenet-1k": "ImageNet-1k"}[spelling.lower()]
     assert render_text(name, {"pretrained_weights": spelling}).split("template = ")[0] == \
         render_text(name, {"pretrained_weights": canonical}).split("template = ")[0]
+
+
+def test_base_model_builds_that_backbone():
+    from mmengine.registry import MODELS, DefaultScope
+
+    import cplugins.all  # noqa: F401
+
+    cfg = render("Detection_MSC10", {"base_model": "resnet101"})
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        backbone = MODELS.build(cfg.model.backbone)
+    assert [len(getattr(backbone, f"layer{i}")) for i in range(1, 5)] == [3, 4, 23, 3]
 
 
 def test_per_item_learning_rate_is_multiplied_by_the_batch_size():

@@ -104,6 +104,18 @@ def _apply_common(ctx: RenderContext, train_pipeline: list[dict], test_pipeline:
     common.start_from(cfg, hp, aliases)
     if "frozen_stages" in hp:
         cfg.model.backbone.frozen_stages = hp["frozen_stages"]
+    if "base_model" in hp:
+        _resnet_backbone(cfg, hp)
+
+
+def _resnet_backbone(cfg, hp: dict[str, Any]) -> None:
+    """base_model (ResNet depth) and pretrain_base_data (its starting weights)."""
+    depth = {"resnet50": 50, "resnet101": 101}[hp["base_model"]]
+    cfg.model.backbone.depth = depth
+    caffe = cfg.model.backbone.get("style") == "caffe"  # YOLOF: caffe weights, caffe inputs
+    weights = {"ImageNet-1k": URLS[f"resnet{depth}_caffe_in1k" if caffe
+                                   else f"resnet{depth}_in1k_torchvision"]}
+    common.backbone_pretrained(cfg, hp["pretrain_base_data"], weights)
 
 
 def _anchor_ratios(anchor_generator: dict, hp: dict[str, Any]) -> None:

@@ -80,6 +80,31 @@ def pretrained_detector() -> H:
              choices=("none", "coco"))
 
 
+#: backbones the ResNet-based detectors offer, and their ImageNet-1k weights (torchvision's)
+RESNET_BACKBONES = ("resnet50", "resnet101")
+
+
+def base_model() -> H:
+    return H("base_model", "choice", "resnet50", "the backbone network", choices=RESNET_BACKBONES)
+
+
+def pretrain_base_data() -> H:
+    return H("pretrain_base_data", "str", "none",
+             "backbone start: none (scratch), ImageNet-1k (the ImageNet weights mmdet uses for "
+             "base_model), an http(s) URL or a local checkpoint file")
+
+
+def check_base_model(values: Mapping[str, Any]) -> list[str]:
+    """The OpenMMLab COCO checkpoints here are of the ResNet-50 models."""
+    model = values.get("base_model", "resnet50")
+    if model == "resnet50":
+        return []
+    return [f"{name}='coco' with base_model={model!r}: the COCO checkpoint is of the resnet50 "
+            f"model; use base_model='resnet50', or pretrain_base_data / a load_from file"
+            for name in ("pretrained_weights", "load_from")
+            if isinstance(values.get(name), str) and values[name].lower() == "coco"]
+
+
 def frozen_stages() -> H:
     return H("frozen_stages", "int", 1, "backbone stages kept frozen (stem + stages 1..N)",
              minimum=1, maximum=4)
@@ -199,7 +224,11 @@ def _detection_checks(*extra: Check) -> tuple[Check, ...]:
 def _coco_detector_checks() -> tuple[Check, ...]:
     """Checks of a resizable detector with an OpenMMLab COCO checkpoint."""
     return _detection_checks(check_weights("load_from", ("coco",)),
-                             check_one_start("pretrained_weights", "load_from"))
+                             check_weights("pretrain_base_data", ("none", "ImageNet-1k")),
+                             check_one_start("pretrained_weights", "load_from"),
+                             check_one_start("pretrain_base_data", "pretrained_weights"),
+                             check_one_start("pretrain_base_data", "load_from"),
+                             check_base_model)
 
 
 def _coco_detector_hyperparameters(size: int, batch: int, epochs: int, lrate: float,
@@ -208,7 +237,8 @@ def _coco_detector_hyperparameters(size: int, batch: int, epochs: int, lrate: fl
     ``extra``; ``resize``: the default random_resize_lower / upper (0, 0: off)."""
     return (image_size([size]), keep_aspect_ratio(), max_aspect_ratio(), batch_size(batch),
             num_epochs(epochs), min_samples_per_epoch(), per_item_lrate(lrate),
-            pretrained_detector(), frozen_stages(), *random_resize(*resize), load_from(), *extra)
+            pretrained_detector(), frozen_stages(), *random_resize(*resize), load_from(),
+            base_model(), pretrain_base_data(), *extra)
 
 
 def _two_stage(name: str, base: str, description: str, plugins: tuple[str, ...] = (),

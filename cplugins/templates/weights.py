@@ -49,6 +49,14 @@ URLS: dict[str, str] = {
     "resnet50_rsb_a1_in1k": _CLS + "resnet/resnet50_8xb256-rsb-a1-600e_in1k_20211228-20e21305.pth",
     "resnext50_in1k": _CLS + "resnext/resnext50_32x4d_b32x8_imagenet_20210429-56066e27.pth",
     "mit_b0_in1k": _SEG + "pretrain/segformer/mit_b0_20220624-7e0fe6dd.pth",
+    # torchvision's ImageNet-1k weights (IMAGENET1K_V1: what mmdet's torchvision://resnetN is)
+    "resnet50_in1k_torchvision": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+    "resnet101_in1k_torchvision": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
+    # caffe-style ResNets (YOLOF): detectron's ImageNet weights, mmdet's open-mmlab:// names
+    "resnet50_caffe_in1k": "https://download.openmmlab.com/pretrain/third_party/"
+                           "resnet50_caffe-788b5fa3.pth",
+    "resnet101_caffe_in1k": "https://download.openmmlab.com/pretrain/third_party/"
+                            "resnet101_caffe-3ad79236.pth",
 }
 
 
