@@ -346,6 +346,8 @@ class PluginManager:
             registry.register_module(
                 name=spec.name, module=_stand_in(spec.name, conflict, PluginConflictError),
                 force=True)
+            for other in self._registrations_of(ref, spec.name):  # the first provider's too
+                other.status, other.reason = "conflict", conflict
             registration.status, registration.reason = "conflict", conflict
             warnings.warn(f"cplugins: {conflict}", CPluginsWarning, stacklevel=4)
             return
@@ -373,6 +375,10 @@ class PluginManager:
                 f"{owner} ({target}) and {record.label} ({spec.target}), so a config that "
                 f"uses type={spec.name!r} is refused (the others are not affected). Uninstall "
                 f"one, or limit what loads with {ENV_LOAD_PLUGINS}=<plugin names>.")
+
+    def _registrations_of(self, ref: RegistryRef, name: str) -> list[Registration]:
+        return [r for record in self.records.values() for r in record.registrations
+                if r.registry == ref and r.spec.name == name and r.status == "registered"]
 
     # -- queries -------------------------------------------------------------------------
     def declared_conflicts(self) -> list[str]:
