@@ -126,8 +126,13 @@ def measure_hook_module(value: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _hook_module(records: list[PluginRecord], label: str) -> Callable[[], str]:
+def _hook_module(records: list[PluginRecord], label: str, installed: bool
+                 ) -> Callable[[], str]:
     def check() -> str:
+        if not installed and not records:
+            raise _Fail(f"{label} is not installed", f"pip install {label} (or pip install "
+                        "-e PATH of its source); plugins are found through installed entry "
+                        "points")
         if not records:
             raise _Fail(f"{label} declares no entry point in the 'cplugins' group",
                         "add [project.entry-points.cplugins] NAME = 'your_package.plugin' to "
@@ -600,7 +605,7 @@ def check_distribution(distribution: str, manager: PluginManager | None = None
         label = f"{dist.metadata['Name']} {dist.version}"
     except metadata.PackageNotFoundError:
         dist, label = None, distribution
-    results = [_run("hook-module", distribution, _hook_module(records, label)),
+    results = [_run("hook-module", distribution, _hook_module(records, label, dist is not None)),
                _run("light", distribution, _light(records)),
                _run("versions", distribution, _versions(dist, label))]
     with tempfile.TemporaryDirectory(prefix="cplugins-check-") as tmp:
