@@ -194,6 +194,8 @@ def test_generated_tests_pass_and_the_kinds_train(generated, generated_site, tmp
     (["new", "neck", "my-neck"], "NAME 'my-neck' is not a Python identifier"),
     (["new", "neck", "class"], "NAME 'class' is not a Python identifier"),
     (["new", "neck", "Torch"], "package name 'torch', which is already importable"),
+    (["new", "neck", "FPN"], "NAME 'FPN' is mmdet's own in mmdet::model "
+                             "(mmdet/models/necks/fpn.py)"),
 ])
 def test_bad_arguments_are_one_clear_line(args, message, tmp_path):
     result = cplugins(*args, "--dir", str(tmp_path / "out"), cwd=tmp_path)

@@ -51,6 +51,10 @@ def answers(kind: str, name: str) -> dict[str, str]:
     if not package.isidentifier() or keyword.iskeyword(package):
         raise ScaffoldError(f"NAME {name!r} gives the package name {package!r}, which is not a "
                             "Python identifier; choose another NAME")
+    clash = _stock_clash(name, KINDS[kind])
+    if clash:
+        raise ScaffoldError(f"NAME {name!r} is {clash}; a plugin module under that name would "
+                            "make configs ambiguous, choose another NAME")
     if importlib.util.find_spec(package) is not None:
         raise ScaffoldError(f"NAME {name!r} gives the package name {package!r}, which is "
                             "already importable here (another module has it); choose another "
@@ -58,6 +62,16 @@ def answers(kind: str, name: str) -> dict[str, str]:
     return {"kind": kind, "name": name, "package": package,
             "distribution": package.replace("_", "-"), "registry": KINDS[kind],
             "cplugins_version": __version__}
+
+
+def _stock_clash(name: str, registry: str) -> str:
+    """Where the stock packages register ``name`` in ``registry`` already ("" if nowhere);
+    read from their sources, nothing imported."""
+    from cplugins.spec import ModuleSpec
+    from cplugins.stock import stock_clashes
+
+    clashes = stock_clashes([ModuleSpec(name, "scaffold.placeholder:Name", registry)])
+    return "; ".join(f"{c.owner}'s own in {c.registry} ({c.where})" for c in clashes)
 
 
 def new_project(kind: str, name: str, dest: str | Path | None = None) -> Path:
