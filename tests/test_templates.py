@@ -122,10 +122,24 @@ VALIDATION_CASES = [
      "unknown hyperparameter 'batchsize' (did you mean 'batch_size'?); MMDetection_FasterRCNN "
      "accepts: image_size, keep_aspect_ratio"),
     ("MMDetection_FasterRCNN", {"random_resize_lower": 800, "random_resize_upper": 600},
-     "random_resize_lower=800 > random_resize_upper=600: random_resize_lower must be <= "
+     "random_resize_lower=[800] > random_resize_upper=[600]: random_resize_lower must be <= "
      "random_resize_upper"),
     ("MMDetection_FasterRCNN", {"random_resize_lower": 600},
-     "random_resize_lower=600 and random_resize_upper=0: set both to 0 (off) or both above 0"),
+     "random_resize_lower=[600] and random_resize_upper=[]: set both, or leave both empty (use "
+     "image_size)"),
+    ("MMDetection_FasterRCNN", {"random_resize_lower": "600,800", "random_resize_upper": 900},
+     "random_resize_lower=[600, 800] and random_resize_upper=[900]: give one value each "
+     "(shorter side) or two each (height, width)"),
+    ("MMDetection_FasterRCNN", {"random_resize_lower": "600,800",
+                                "random_resize_upper": "700,900"},
+     "random_resize_lower=[600, 800] and random_resize_upper=[700, 900] with "
+     "keep_aspect_ratio=true: two values are an exact (height, width)"),
+    ("Detection_MSC10", {"random_resize_lower": 16},
+     "random_resize_lower=[16]: item 16 is below the minimum; allowed: empty (0 or ''), or a "
+     "list of 1 to 2 values, each an integer from 32 to 2048"),
+    ("MMDetection_YOLOX", {"random_resize_lower": "320,320", "random_resize_upper": "640,640"},
+     "random_resize_lower=[320, 320]: 2 values; allowed: empty (0 or ''), or one value, an "
+     "integer from 32 to 2048 in steps of 32"),
     ("MMDetection_FasterRCNN", {"image_size": [512, 640]},
      "image_size=[512, 640] with keep_aspect_ratio=true: two values are an exact (height, "
      "width), which needs keep_aspect_ratio=false"),
@@ -316,6 +330,9 @@ TWO_STAGE = [
     ({"use_perclass_regression": False}, "model.roi_head.bbox_head.reg_class_agnostic", True),
     ({"anchor_ratios": [0.25, 1, 4]}, "model.rpn_head.anchor_generator.ratios", [0.25, 1, 4]),
     *resnet_cases(URLS["resnet101_in1k_torchvision"]),
+    ({"keep_aspect_ratio": False, "image_size": [512, 640], "random_resize_lower": "480,600",
+      "random_resize_upper": "544,680"}, f"{TRAIN_PIPE}[type=RandomResize].scale",
+     [[600, 480], [680, 544]]),
 ]
 def retina(short: int, batch: int) -> list[tuple]:
     """Cases shared by the RetinaNet-style templates (default shorter side, batch size)."""
@@ -416,6 +433,9 @@ HP_CASES = {
         ({"random_resize_upper": 1200},
          f"{TRAIN_PIPE}[type=RandomChoiceResize].scales[9]", [2000, 1200]),
         *resnet_cases(URLS["resnet101_in1k_torchvision"]),
+        ({"keep_aspect_ratio": False, "random_resize_lower": [300, 400],
+          "random_resize_upper": [300, 490]},
+         f"{TRAIN_PIPE}[type=RandomChoiceResize].scales[1]", [410, 300]),
     ],
     "MMClassification_ResNet_50_RSB_A1": [
         ({"image_size": 160}, f"{VAL_PIPE}[type=CenterCrop].crop_size", 160),

@@ -67,6 +67,20 @@ def test_random_resize_bounds_the_shorter_side(shapes):
     assert {h for h, _ in _shapes_out(fixed, 3)} == {64}
 
 
+def test_two_random_resize_values_are_exact_sizes(shapes):
+    cfg = render("detection/Clarifai_InceptionV2", {
+        "image_size": [64, 80], "keep_aspect_ratio": False, "random_resize_lower": "48,64",
+        "random_resize_upper": [80, 96]}, data=shapes)
+    seen = _shapes_out(cfg, 20)
+    assert all(48 <= h <= 80 and 64 <= w <= 96 for h, w in seen) and len(seen) > 3, seen
+    msc = render("Detection_MSC10", {"image_size": [64, 80], "keep_aspect_ratio": False,
+                                     "random_resize_lower": [48, 60],
+                                     "random_resize_upper": [84, 96]}, data=shapes)
+    expected = {(48 + 4 * i, 60 + 4 * i) for i in range(10)}
+    seen = _shapes_out(msc, 30)
+    assert seen <= expected and len(seen) >= 5, seen
+
+
 def _yolox_batch_sides(cfg, steps: int) -> set[int]:
     """Sides of the batches YOLOX's data preprocessor gives over ``steps`` resize points."""
     from mmengine.logging import MessageHub

@@ -93,7 +93,8 @@ def invalid(hp: Hyperparameter) -> st.SearchStrategy:
     lo, hi = hp.minimum, hp.maximum
     bad_numbers = [st.sampled_from(["abc", "inf", "nan", "1e999"]),
                    st.floats(hi, 1e300, exclude_min=True, allow_nan=False).map(repr),
-                   st.floats(-1e300, lo, exclude_max=True, allow_nan=False).map(repr)]
+                   st.floats(-1e300, lo, exclude_max=True, allow_nan=False).filter(
+                       lambda x: hp.min_items > 0 or x != 0).map(repr)]  # 0: an empty list
     if hp.kind in ("int", "int_list"):
         bad_numbers.append(st.sampled_from(["2.5", "0.1"]))
     if hp.step is not None:

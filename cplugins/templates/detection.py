@@ -36,13 +36,17 @@ def _sizes(hp: dict[str, Any]) -> tuple[tuple[int, int], bool, int]:
 
 
 def train_resize(hp: dict[str, Any]) -> list[dict]:
-    """The resize of training: fixed, or random between the random_resize bounds."""
+    """The resize of training: fixed (random_resize empty), or random between the bounds: a
+    shorter side (one value each) or an exact (height, width) (two values each)."""
     scale, keep, short = _sizes(hp)
-    lower, upper = hp.get("random_resize_lower", 0), hp.get("random_resize_upper", 0)
-    if lower and upper:
-        ratio = (lower / short, upper / short)
-        return [dict(type="RandomResize", scale=scale, ratio_range=ratio, keep_ratio=keep)]
-    return [dict(type="Resize", scale=scale, keep_ratio=keep)]
+    lower, upper = hp.get("random_resize_lower") or [], hp.get("random_resize_upper") or []
+    if not (lower and upper):
+        return [dict(type="Resize", scale=scale, keep_ratio=keep)]
+    if len(lower) == 2:
+        (h1, w1), (h2, w2) = lower, upper
+        return [dict(type="RandomResize", scale=[(w1, h1), (w2, h2)], keep_ratio=False)]
+    ratio = (lower[0] / short, upper[0] / short)
+    return [dict(type="RandomResize", scale=scale, ratio_range=ratio, keep_ratio=keep)]
 
 
 def test_resize(hp: dict[str, Any]) -> dict:
@@ -51,14 +55,20 @@ def test_resize(hp: dict[str, Any]) -> dict:
 
 
 def msc_resize(hp: dict[str, Any]) -> list[dict]:
-    """:data:`MSC_SCALES` discrete shorter sides from random_resize_lower to _upper (both 0:
-    one scale, ``image_size``)."""
+    """:data:`MSC_SCALES` discrete sizes from random_resize_lower to _upper (shorter sides, or
+    (height, width) pairs); both empty: one scale, ``image_size``."""
     scale, keep, short = _sizes(hp)
     lower, upper = hp["random_resize_lower"], hp["random_resize_upper"]
     if not (lower and upper):
         return [dict(type="Resize", scale=scale, keep_ratio=keep)]
-    sides = sorted({round(lower + i * (upper - lower) / (MSC_SCALES - 1))
-                    for i in range(MSC_SCALES)})
+
+    def steps(a: int, b: int) -> list[int]:
+        return [round(a + i * (b - a) / (MSC_SCALES - 1)) for i in range(MSC_SCALES)]
+
+    if len(lower) == 2:  # exact (w, h) sizes
+        scales = sorted(set(zip(steps(lower[1], upper[1]), steps(lower[0], upper[0]))))
+        return [dict(type="RandomChoiceResize", scales=scales, keep_ratio=False)]
+    sides = sorted(set(steps(lower[0], upper[0])))
     if keep:  # (longer side limit, shorter side) as mmdet's keep-ratio scales
         scales = [(round(s * hp["max_aspect_ratio"]), s) for s in sides]
     else:  # the exact (w, h) scaled so that its shorter side is s
@@ -69,12 +79,12 @@ def msc_resize(hp: dict[str, Any]) -> list[dict]:
 def yolox_batch_sizes(hp: dict[str, Any]) -> tuple[int, int]:
     """The (smallest, largest) batch side of YOLOX's multi-scale training.
 
-    random_resize_lower / _upper when given; both 0: around ``image_size`` as mmdet's recipe
+    random_resize_lower / _upper when given; both empty: around ``image_size`` as mmdet's recipe
     (480..800 at 640: 0.75x to 1.25x, multiples of 32).
     """
     lower, upper = hp["random_resize_lower"], hp["random_resize_upper"]
     if lower and upper:
-        return lower, upper
+        return lower[0], upper[0]
     size = hp["image_size"]
     return (max(YOLOX_DIVISOR, round(size * 0.75 / YOLOX_DIVISOR) * YOLOX_DIVISOR),
             round(size * 1.25 / YOLOX_DIVISOR) * YOLOX_DIVISOR)

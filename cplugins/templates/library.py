@@ -110,15 +110,39 @@ def frozen_stages() -> H:
              minimum=1, maximum=4)
 
 
-def random_resize(lower: int, upper: int, step: int | None = None,
-                  what: str = "shorter side",
-                  off: str = "0 with upper 0: off, train at image_size") -> tuple[H, H]:
-    return (H("random_resize_lower", "int", lower,
-              f"multi-scale training: smallest {what} ({off})", minimum=0,
-              maximum=2048, step=step),
-            H("random_resize_upper", "int", upper,
-              f"multi-scale training: largest {what} ({off.replace('upper', 'lower')})",
-              minimum=0, maximum=2048, step=step))
+def random_resize(lower: list[int], upper: list[int], step: int | None = None,
+                  what: str = "shorter side", two: bool = True,
+                  empty: str = "use image_size") -> tuple[H, H]:
+    """random_resize_lower / _upper: empty (``empty``), one value (``what``) or, with ``two``,
+    two (height, width) like image_size."""
+    values = "; two: height, width (keep_aspect_ratio=false)" if two else ""
+    return tuple(
+        H(f"random_resize_{end}", "int_list", list(default),
+          f"multi-scale training: {adjective} {what}{values}; empty: {empty}", minimum=32,
+          maximum=2048, step=step, min_items=0, max_items=2 if two else 1)
+        for end, adjective, default in (("lower", "smallest", lower),
+                                        ("upper", "largest", upper)))
+
+
+def check_random_resize(values: Mapping[str, Any]) -> list[str]:
+    """random_resize_lower and _upper: both empty or both set, as many values each, in order,
+    two values only without keep_aspect_ratio."""
+    lower, upper = values.get("random_resize_lower"), values.get("random_resize_upper")
+    if lower is None or upper is None:
+        return []
+    pair = (f"random_resize_lower={format_value(lower)} and "
+            f"random_resize_upper={format_value(upper)}")
+    if bool(lower) != bool(upper):
+        return [f"{pair}: set both, or leave both empty (use image_size)"]
+    if len(lower) != len(upper):
+        return [f"{pair}: give one value each (shorter side) or two each (height, width)"]
+    if any(lo > hi for lo, hi in zip(lower, upper)):
+        return [f"random_resize_lower={format_value(lower)} > random_resize_upper="
+                f"{format_value(upper)}: random_resize_lower must be <= random_resize_upper"]
+    if len(lower) == 2 and values.get("keep_aspect_ratio"):
+        return [f"{pair} with keep_aspect_ratio=true: two values are an exact (height, width), "
+                "which needs keep_aspect_ratio=false"]
+    return []
 
 
 def load_from() -> H:
@@ -217,8 +241,7 @@ def check_load_from_url(values: Mapping[str, Any]) -> list[str]:
 
 # --- the templates -----------------------------------------------------------------------------
 def _detection_checks(*extra: Check) -> tuple[Check, ...]:
-    return (check_image_size_aspect, check_order("random_resize_lower", "random_resize_upper",
-                                                 zero_disables=True), *extra)
+    return (check_image_size_aspect, check_random_resize, *extra)
 
 
 def _coco_detector_checks() -> tuple[Check, ...]:
@@ -232,9 +255,10 @@ def _coco_detector_checks() -> tuple[Check, ...]:
 
 
 def _coco_detector_hyperparameters(size: int, batch: int, epochs: int, lrate: float,
-                                   resize: tuple[int, int], *extra: H) -> tuple[H, ...]:
+                                   resize: tuple[list[int], list[int]],
+                                   *extra: H) -> tuple[H, ...]:
     """Hyperparameters of a resizable detector with an OpenMMLab COCO checkpoint, then
-    ``extra``; ``resize``: the default random_resize_lower / upper (0, 0: off)."""
+    ``extra``; ``resize``: the default random_resize_lower / upper (empty: image_size)."""
     return (image_size([size]), keep_aspect_ratio(), max_aspect_ratio(), batch_size(batch),
             num_epochs(epochs), min_samples_per_epoch(), per_item_lrate(lrate),
             pretrained_detector(), frozen_stages(), *random_resize(*resize), load_from(),
@@ -247,7 +271,7 @@ def _two_stage(name: str, base: str, description: str, plugins: tuple[str, ...] 
         name=name, task="detection", base=base, render=_DET + "render_faster_rcnn",
         description=description, plugins=plugins, notes=notes,
         hyperparameters=_coco_detector_hyperparameters(
-            800, 2, 12, 0.02 / 16, (0, 0), use_perclass_regression(),
+            800, 2, 12, 0.02 / 16, ([], []), use_perclass_regression(),
             anchor_ratios([0.5, 1.0, 2.0])),
         checks=_coco_detector_checks())
 
@@ -264,10 +288,10 @@ def detection_templates() -> list[Template]:
               minimum=128, maximum=1280, step=32),
             batch_size(8), num_epochs(100), min_samples_per_epoch(),
             per_item_lrate(0.01 / 64), pretrained_detector(),
-            *random_resize(0, 0, step=32, what="batch side",
-                           off="0 with upper 0: 0.75x to 1.25x image_size, as mmdet's 480-800 "
-                               "at 640"), load_from()),
-        checks=(check_order("random_resize_lower", "random_resize_upper", zero_disables=True),
+            *random_resize([], [], step=32, what="batch side", two=False,
+                           empty="0.75x to 1.25x image_size, as mmdet's 480-800 at 640"),
+            load_from()),
+        checks=(check_random_resize,
                 check_weights("load_from", ("coco",)),
                 check_one_start("pretrained_weights", "load_from"), check_yolox_coco),
         notes="Epoch-based schedule, warm-up, cosine decay and the final no-augmentation "
@@ -277,7 +301,7 @@ def detection_templates() -> list[Template]:
         base="mmdet::yolof/yolof_r50-c5_8xb8-1x_coco.py", render=_DET + "render_yolof",
         description="YOLOF: ResNet-50 C5 + dilated encoder, single-level anchors",
         hyperparameters=_coco_detector_hyperparameters(
-            800, 8, 12, 0.12 / 64, (0, 0), anchor_ratios([1.0])),
+            800, 8, 12, 0.12 / 64, ([], []), anchor_ratios([1.0])),
         checks=_coco_detector_checks())
     ssd = Template(
         name="MMDetection_SSD", task="detection", base="mmdet::ssd/ssd300_coco.py",
@@ -307,7 +331,7 @@ def detection_templates() -> list[Template]:
         base="configs/templates/retinanet_bninception_fpn_1x_coco.py",
         render=_DET + "render_retinanet", plugins=("cplugins_inception",),
         description="RetinaNet on a BN-Inception backbone, multi-scale training",
-        hyperparameters=(image_size([512]), *retina_hps, *random_resize(384, 640),
+        hyperparameters=(image_size([512]), *retina_hps, *random_resize([384], [640]),
                          load_from(), use_focal_loss(), anchor_ratios([0.5, 1.0, 2.0])),
         checks=_detection_checks(check_load_from_url),
         notes="No OpenMMLab checkpoint exists for this model: load_from takes a URL or a "
@@ -331,7 +355,7 @@ def detection_templates() -> list[Template]:
         render=_DET + "render_msc10",
         description="RetinaNet R50-FPN, multi-scale training at 10 discrete scales",
         hyperparameters=_coco_detector_hyperparameters(
-            640, 4, 36, 0.01 / 16, (480, 768), use_focal_loss(),
+            640, 4, 36, 0.01 / 16, ([480], [768]), use_focal_loss(),
             anchor_ratios([0.5, 1.0, 2.0])),
         checks=_coco_detector_checks(),
         notes="MSC10 = Multi-Scale training with 10 scales: each training image is resized to "

@@ -81,7 +81,8 @@ class Hyperparameter:
         minimum, maximum, step: bounds (inclusive) and grid of numbers (of each list item);
             the grid starts at ``minimum`` (or 0).
         choices: allowed values of a ``choice``.
-        min_items, max_items: allowed list lengths.
+        min_items, max_items: allowed list lengths; with ``min_items=0`` the list may be empty,
+            written ``''``, ``[]`` or ``0``.
         required: the value must be given (no default).
     """
 
@@ -135,10 +136,13 @@ class Hyperparameter:
         bounds = self.range_text()
         text = f"{noun} {bounds}" if bounds else noun
         if self.kind.endswith("_list"):
-            count = (f"{self.min_items}" if self.max_items == self.min_items else
-                     f"{self.min_items} to {self.max_items}" if self.max_items else
-                     f"at least {self.min_items}")
-            text = f"a list of {count} values, each {text}"
+            least = max(1, self.min_items)
+            count = (f"{least}" if self.max_items == least else
+                     f"{least} to {self.max_items}" if self.max_items else f"at least {least}")
+            text = (f"one value, {text}" if count == "1" else
+                    f"a list of {count} values, each {text}")
+            if self.min_items == 0:
+                text = f"empty (0 or ''), or {text}"
         return text
 
     def range_text(self) -> str:
@@ -181,7 +185,10 @@ class Hyperparameter:
             return self._coerce_number(value, kind)
         items = _split_list(value)
         item_kind = kind[: -len("_list")]
-        return [self._coerce_number(v, item_kind) for v in items]
+        numbers = [self._coerce_number(v, item_kind) for v in items]
+        if self.min_items == 0 and numbers == [0]:  # a list that may be empty: 0 means empty
+            return []
+        return numbers
 
     def _coerce_choice(self, value: Any) -> Any:
         for choice in self.choices:
