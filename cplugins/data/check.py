@@ -330,8 +330,9 @@ def cmd_data_check(args) -> int:
     return print_reports(reports)
 
 
-def add_parsers(sub) -> None:
-    """``cplugins data check PATH [--sample N]`` (light: no torch)."""
+def add_parsers(sub):
+    """``cplugins data check PATH [--sample N]`` (light: no torch); returns the ``data``
+    sub-command parsers, for other ``cplugins data`` commands."""
     p_data = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
     data_sub = p_data.add_subparsers(dest="data_command", required=True)
     p_check = data_sub.add_parser(
@@ -343,6 +344,7 @@ def add_parsers(sub) -> None:
                          help="decode only N images per split, chosen reproducibly (big sets); "
                               "annotations are always checked in full")
     p_check.set_defaults(func=cmd_data_check)
+    return data_sub
 
 
 def check_training_data(cfg, sample: int | None = None, stream=None) -> list[DataReport]:
