@@ -1,6 +1,7 @@
 """Stop (or skip the step) on a NaN/inf loss or gradient instead of training on garbage."""
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -99,7 +100,7 @@ class NanGuardHook(Hook):
         if self.action == "skip" and self._skipped_in_a_row < self.max_consecutive_skips:
             print_log(f"NanGuardHook: iteration {iteration}: non-finite {what}; optimizer step "
                       f"skipped ({self._skipped_in_a_row} in a row)", logger="current",
-                      level=30)
+                      level=logging.WARNING)
             return
         in_a_row = (f" ({self._skipped_in_a_row} steps in a row)"
                     if self.action == "skip" else "")
@@ -116,6 +117,6 @@ class NanGuardHook(Hook):
                    "had no results (for detectors: no box predicted on any image, e.g. "
                    "non-finite weights or far too little training)")
         if self.empty_validation == "warn":
-            print_log(f"NanGuardHook: {message}", logger="current", level=30)
+            print_log(f"NanGuardHook: {message}", logger="current", level=logging.WARNING)
             return
         raise EmptyValidationError(message)

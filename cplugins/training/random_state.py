@@ -18,11 +18,13 @@ With several processes only rank 0 saves a checkpoint: ranks restore rank 0's st
 """
 from __future__ import annotations
 
+import logging
 import random
 
 import numpy as np
 import torch
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
 
 def capture() -> dict:
@@ -91,8 +93,13 @@ class RandomStateHook(Hook):
         checkpoint[self.KEY] = capture()
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if getattr(runner, "_resume", False):
-            self._resumed_state = checkpoint.get(self.KEY)
+        if not getattr(runner, "_resume", False):
+            return  # load_from (fine-tuning) starts a new run: its own random stream
+        self._resumed_state = checkpoint.get(self.KEY)
+        if self._resumed_state is None:
+            print_log("RandomStateHook: the checkpoint holds no random state (saved without "
+                      "this hook): the resumed run will not repeat the interrupted one exactly",
+                      logger="current", level=logging.WARNING)
 
     def before_train_epoch(self, runner) -> None:
         state, self._resumed_state = self._resumed_state, None
