@@ -97,4 +97,8 @@ def use_amp(cfg) -> str:
     else:
         wrapper.type = "CpuAmpOptimWrapper"
         wrapper.pop("loss_scale", None)
+        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            print("warning: --amp: this CPU has no native bfloat16 (AVX512-BF16/AMX): "
+                  "bfloat16 autocast saves memory but runs slower than float32 here",
+                  file=sys.stderr)
     return wrapper.type
