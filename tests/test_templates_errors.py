@@ -1,6 +1,7 @@
 """What a user sees when a barebones config or a command-line option is wrong (one line, exit
-status 2 or 1, no traceback, nothing written), and the plugins a barebones config inheriting a
-template keeps. The commands run as subprocesses, as a user runs them."""
+status 2 or 1, no traceback, nothing written). The commands run as subprocesses, as a user runs
+them. (The plugins a barebones config inheriting a template keeps: test_templates_train.py's
+stock-Runner test.)"""
 from __future__ import annotations
 
 import textwrap
@@ -9,8 +10,6 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, run_python
-
-from cplugins.templates.rendering import render, write_config
 
 #: mmengine's import warns about setuptools' pkg_resources (the pinned stack, not the error)
 QUIET = {"PYTHONWARNINGS": "ignore::UserWarning"}
@@ -53,28 +52,6 @@ def test_barebones_config_errors_are_one_line(tmp_path, text, message):
     assert "Traceback" not in output, output
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], output
-
-
-def test_barebones_keeps_the_plugins_of_a_template_base(tmp_path):
-    """The user's own custom_imports replace the template base's list when mmengine merges;
-    the rendered file must still import the template's plugin (BNInception)."""
-    config = tmp_path / "mine.py"
-    config.write_text(textwrap.dedent("""
-        _base_ = 'template:detection/Clarifai_InceptionV2?image_size=96'
-        custom_imports = dict(imports=['cplugins_augfpn'], allow_failed_imports=False)
-    """))
-    path = write_config(render("MMDetection", {"config": str(config)}), tmp_path / "out.py")
-    code = textwrap.dedent(f"""
-        from mmengine.config import Config
-        from mmengine.registry import MODELS, DefaultScope
-        cfg = Config.fromfile({str(path)!r})  # imports custom_imports, as a stock Runner does
-        with DefaultScope.overwrite_default_scope(cfg.default_scope):
-            backbone = MODELS.build(cfg.model.backbone)  # the template's plugin module
-        print("BUILT", type(backbone).__name__, cfg.custom_imports["imports"])
-    """)
-    result = run_python(code, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "BUILT BNInception ['cplugins_augfpn', 'cplugins_inception'" in result.stdout
 
 
 def test_train_max_iters_on_an_epoch_based_template_is_one_clear_line(tmp_path):

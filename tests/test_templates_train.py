@@ -263,10 +263,22 @@ def test_stock_mmengine_runner_runs_a_rendered_file(datasets, tmp_path):
     options = {k: v for k, v in options.items() if "indices" not in k}
     offline = write_config(render("Clarifai_ResNext", {"image_size": 32},
                                   data=datasets[CLS], overrides=options), tmp_path / "rx.py")
+    # a barebones config inheriting that template with custom_imports of its own: mmengine's
+    # merge replaces the template's list, the rendered file must still import its plugin
+    mine = tmp_path / "mine.py"
+    mine.write_text("_base_ = 'template:detection/Clarifai_InceptionV2?image_size=96'\n"
+                    "custom_imports = dict(imports=['cplugins_augfpn'])\n")
+    bare = write_config(render("MMDetection", {"config": str(mine)}), tmp_path / "bare.py")
     code = textwrap.dedent(f"""
         import time
         from mmengine.config import Config
+        from mmengine.registry import MODELS, DefaultScope
         from mmengine.runner import Runner
+        cfg = Config.fromfile({str(bare)!r})  # first: nothing imported cplugins_inception yet
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):
+            backbone = MODELS.build(cfg.model.backbone)
+        print("BUILT", type(backbone).__name__, cfg.custom_imports["imports"])
+
         cfg = Config.fromfile({str(good)!r})
         cfg.work_dir = {str(tmp_path / 'work')!r}
         runner = Runner.from_cfg(cfg)
@@ -287,6 +299,7 @@ def test_stock_mmengine_runner_runs_a_rendered_file(datasets, tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "TRAINED 2 OHEMLoss MinSamplesDataset 4" in result.stdout, output[-3000:]
+    assert "BUILT BNInception ['cplugins_augfpn', 'cplugins_inception'" in result.stdout
     failed = next(line for line in result.stdout.splitlines() if line.startswith("FAILED"))
     kind, seconds = failed.split()[1:3]
     assert kind == "WeightsUnavailableError" and int(seconds) < 30, failed
