@@ -97,7 +97,11 @@ def use_amp(cfg) -> str:
     else:
         wrapper.type = "CpuAmpOptimWrapper"
         wrapper.pop("loss_scale", None)
-        if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        try:
+            native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):  # a build without oneDNN: unknown, no warning
+            native = True
+        if not native:
             print("warning: --amp: this CPU has no native bfloat16 (AVX512-BF16/AMX): "
                   "bfloat16 autocast saves memory but runs slower than float32 here",
                   file=sys.stderr)
