@@ -23,7 +23,11 @@ class OHEMLoss(nn.Module):
 
     Args:
         neg_pos_ratio: negatives kept per positive (> 0).
-        use_sigmoid: must be True (mmdet heads read it to use ``num_classes`` outputs).
+        use_sigmoid: must be True, and must be written in the config's ``loss_cls`` entry:
+            mmdet heads read it from the config (not from this module) to build
+            ``num_classes`` outputs; without it they build ``num_classes + 1`` and the
+            background column would be taken for a class. Rendered templates refuse an
+            ``OHEMLoss`` entry without it.
         reduction: ``mean`` (sum / ``avg_factor``), ``sum`` or ``none`` (per anchor, 0 for
             anchors not kept).
         loss_weight: scale of the loss (>= 0).
