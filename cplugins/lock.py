@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os.path as osp
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
@@ -137,6 +138,18 @@ def checkpoint_lock(checkpoint: dict) -> list[dict] | None:
     return list(lock) if lock is not None else None
 
 
+def _load_mapped(path: str):
+    """``torch.load`` weights-only (with cplugins' allowlist of mmengine's types), tensors
+    memory-mapped so that reading the meta of a big checkpoint costs little."""
+    import mmengine.runner.checkpoint  # noqa: F401  (arms cplugins' allowlist of its types)
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # a legacy (non-zip) file cannot be memory-mapped
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def read_lock(path: str) -> list[dict]:
     """The lock of a checkpoint (``.pth``, loaded weights-only), of a lock JSON file, or of a
     config that ``tools/train.py`` saved (its ``cplugins_lock``; nothing is imported)."""
@@ -151,10 +164,7 @@ def read_lock(path: str) -> list[dict]:
             raise PluginLockError(f"{path} has no {META_KEY!r} entry: it is not a config that "
                                   "cplugins' tools/train.py saved in a work dir")
         return [dict(entry) for entry in lock]
-    import mmengine.runner.checkpoint  # noqa: F401  (arms cplugins' allowlist of its types)
-    import torch
-
-    lock = checkpoint_lock(torch.load(path, map_location="cpu", weights_only=True))
+    lock = checkpoint_lock(_load_mapped(path))
     if lock is None:
         raise PluginLockError(f"{path} has no plugin lock (meta[{META_KEY!r}]): it was not "
                               "trained with cplugins' tools/train.py or its PluginLockHook")
@@ -178,3 +188,17 @@ def check_checkpoint_plugins(checkpoint: dict | None, path: str) -> list[str]:
     if missing:
         raise PluginLockError(f"{path}: " + "; ".join(map(str, missing)))
     return [f"{path}: {p}" for p in problems]
+
+
+def check_checkpoint_file(path: str) -> list[str]:
+    """:func:`check_checkpoint_plugins` for a local checkpoint file that is not loaded yet
+    (memory-mapped: its tensors are not read). Before a config imports the plugins (whose
+    absence would end in a bare ImportError). Unreadable or lock-less files pass: the
+    checkpoint checks that load it report those."""
+    if "://" in path or not osp.isfile(path):
+        return []
+    try:
+        checkpoint = _load_mapped(path)
+    except Exception:  # not ours to report: the loading checks say what is wrong with it
+        return []
+    return check_checkpoint_plugins(checkpoint, path)
