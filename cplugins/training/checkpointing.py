@@ -112,9 +112,11 @@ class AtomicCheckpointHook(CheckpointHook):
                 return
             publish(temporary, final)
             write_text_atomic(osp.join(runner.work_dir, LAST_CHECKPOINT), final)
-        except OSError as exc:
+        except BaseException as exc:  # a partial temporary file never stays behind
             if osp.exists(temporary):
                 os.remove(temporary)
+            if not isinstance(exc, OSError):
+                raise
             raise CheckpointWriteError(
                 f"could not write checkpoint {final}: {exc.strerror or exc}; nothing was "
                 f"replaced, last good checkpoint: "
