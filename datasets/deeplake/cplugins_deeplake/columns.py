@@ -1,0 +1,59 @@
+"""Which columns hold what: the ``tensors`` mapping, inferred from column kinds when omitted."""
+from __future__ import annotations
+
+from .source import DeepLakeError
+
+#: mmdet key -> Deep Lake column kind (``TypeKind`` name) that can hold it
+KINDS = {"img": "Image", "gt_bboxes": "BoundingBox", "gt_labels": "ClassLabel"}
+REQUIRED = ("img", "gt_bboxes", "gt_labels")
+OPTIONAL = ("gt_ignore_flags",)
+#: columns the converter writes that an inference may use for ignore flags
+IGNORE_COLUMNS = ("iscrowd",)
+
+
+def column_kinds(data) -> dict[str, str]:
+    """``{column: kind}`` of a dataset or view, e.g. ``{'images': 'Image'}``."""
+    return {c.name: str(c.dtype.kind).rsplit(".", 1)[-1] for c in data.schema.columns}
+
+
+def _listing(kinds: dict[str, str]) -> str:
+    return ", ".join(f"{name} ({kind})" for name, kind in kinds.items())
+
+
+def resolve_tensors(data, tensors: dict | None, path: str) -> dict[str, str]:
+    """The ``{mmdet key: column}`` mapping: ``tensors`` checked, or inferred from the kinds."""
+    kinds = column_kinds(data)
+    allowed = REQUIRED + OPTIONAL + ("gt_masks",)
+    if tensors:
+        unknown = [k for k in tensors if k not in allowed]
+        if unknown:
+            raise DeepLakeError(f"{path!r}: tensors has unknown key(s) {', '.join(unknown)}; "
+                                f"allowed: {', '.join(allowed)}")
+        if "gt_masks" in tensors:
+            raise DeepLakeError(f"{path!r}: tensors['gt_masks'] is not supported yet by "
+                                f"DeepLakeDetDataset (boxes only); remove it")
+        missing = {k: c for k, c in tensors.items() if c not in kinds}
+        if missing:
+            raise DeepLakeError(
+                f"{path!r}: tensors names column(s) the dataset does not have: "
+                + ", ".join(f"{k}={c!r}" for k, c in missing.items())
+                + f"; its columns: {_listing(kinds)}")
+        mapping = dict(tensors)
+    else:
+        mapping = {}
+    for key in REQUIRED:
+        if key in mapping:
+            continue
+        found = [name for name, kind in kinds.items() if kind == KINDS[key]]
+        if len(found) != 1:
+            what = "no column" if not found else f"{len(found)} columns ({', '.join(found)})"
+            raise DeepLakeError(
+                f"{path!r}: cannot tell which column holds {key}: {what} of kind "
+                f"{KINDS[key]}; pass tensors=dict({key}='COLUMN', ...); its columns: "
+                f"{_listing(kinds)}")
+        mapping[key] = found[0]
+    if "gt_ignore_flags" not in mapping:
+        ignore = [c for c in IGNORE_COLUMNS if c in kinds]
+        if ignore:
+            mapping["gt_ignore_flags"] = ignore[0]
+    return mapping

@@ -1,0 +1,261 @@
+"""COCO folders <-> Deep Lake datasets, lossless (``cplugins data convert SRC DST``).
+
+One Deep Lake dataset per split at ``DST/<split>`` (``annotations/instances_<split>.json``).
+Each image row stores the original encoded bytes (no re-encoding), its file name, COCO image
+id and size, its boxes (``ltwh`` pixels, float64: JSON numbers come back equal), class labels
+(``ClassLabel`` with the category names) and every other COCO field as JSON; the dataset's
+metadata keeps ``info``, ``licenses``, ``categories`` and the folder layout, so the way back
+writes the same annotation file and image files. Each split is one commit whose message
+records the source.
+"""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+from collections import defaultdict
+
+from tqdm import tqdm
+
+from .source import DeepLakeError, import_deeplake
+
+_BATCH = 64
+#: the annotation keys stored in their own columns; every other key goes to ``coco_extra``
+_ANN_COLUMNS = ("id", "image_id", "category_id", "bbox")
+_IMAGE_COLUMNS = ("id", "file_name", "width", "height")
+_COMPRESSION = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg"}
+
+
+class ConvertError(DeepLakeError):
+    """The source cannot be converted; nothing was written."""
+
+
+# --- detection of the source ---------------------------------------------------------------
+def is_deeplake(path: str) -> bool:
+    return osp.isdir(osp.join(path, "_deeplake_log"))
+
+
+def coco_splits(root: str) -> dict[str, tuple[str, str]]:
+    """``{split: (annotation json, image folder)}`` of a COCO folder."""
+    ann_dir = osp.join(root, "annotations")
+    files = sorted(f for f in os.listdir(ann_dir) if f.endswith(".json")) \
+        if osp.isdir(ann_dir) else []
+    if not files:
+        raise ConvertError(f"{root!r} is neither a COCO folder (no annotations/*.json) nor a "
+                           f"Deep Lake dataset or a folder of them")
+    splits = {}
+    for name in files:
+        split = name[:-len(".json")].removeprefix("instances_")
+        candidates = [f"{split}", f"images/{split}", "images"]
+        image_dir = next((c for c in candidates if osp.isdir(osp.join(root, c))), None)
+        if image_dir is None:
+            raise ConvertError(f"{root!r}: no image folder for annotations/{name}; looked for "
+                               f"{', '.join(c + '/' for c in candidates)}")
+        splits[split] = (name, image_dir)
+    return splits
+
+
+def deeplake_splits(root: str) -> dict[str, str]:
+    """``{split: dataset path}``: ``root`` itself or its sub-folders that are datasets."""
+    if is_deeplake(root):
+        return {osp.basename(osp.normpath(root)): root}
+    found = {d: osp.join(root, d) for d in sorted(os.listdir(root))
+             if is_deeplake(osp.join(root, d))} if osp.isdir(root) else {}
+    return found
+
+
+# --- COCO -> Deep Lake -----------------------------------------------------------------------
+def _read_json(path: str) -> dict:
+    try:
+        with open(path) as f:
+            content = json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConvertError(f"cannot read COCO annotations {path}: {exc}") from None
+    if not isinstance(content, dict) or not content.get("images"):
+        raise ConvertError(f"{path}: no 'images' in this COCO annotation file")
+    return content
+
+
+def _check_coco(coco: dict, ann_path: str, image_root: str) -> str:
+    """The images' common compression; raises on what cannot be stored losslessly."""
+    category_ids = {c["id"] for c in coco.get("categories", [])}
+    image_ids = {im["id"] for im in coco["images"]}
+    for ann in coco.get("annotations", []):
+        if ann["image_id"] not in image_ids:
+            raise ConvertError(f"{ann_path}: annotation {ann['id']} has unknown image_id "
+                               f"{ann['image_id']}")
+        if ann["category_id"] not in category_ids:
+            raise ConvertError(f"{ann_path}: annotation {ann['id']} has category_id "
+                               f"{ann['category_id']}, not one of the categories "
+                               f"{sorted(category_ids)}")
+    kinds = {_COMPRESSION.get(osp.splitext(im["file_name"])[1].lower()) for im in coco["images"]}
+    if None in kinds or len(kinds) != 1:
+        raise ConvertError(f"{ann_path}: images must all be PNG or all JPEG to be stored "
+                           f"unchanged; found extensions "
+                           f"{sorted({osp.splitext(im['file_name'])[1] for im in coco['images']})}")
+    missing = [im["file_name"] for im in coco["images"]
+               if not osp.isfile(osp.join(image_root, im["file_name"]))]
+    if missing:
+        raise ConvertError(f"{ann_path}: {len(missing)} image file(s) missing under "
+                           f"{image_root}/, e.g. {missing[0]}")
+    return kinds.pop()
+
+
+def _create(path: str, compression: str, class_names: list[str]):
+    deeplake = import_deeplake()
+    types = deeplake.types
+    ds = deeplake.create("file://" + osp.abspath(path))
+    ds.add_column("images", types.Image(dtype="uint8", sample_compression=compression))
+    ds.add_column("boxes", types.BoundingBox("float64", format="ltwh", bbox_type="pixel"))
+    ds.add_column("labels", types.ClassLabel(types.Array("uint32", 1)))
+    ds.add_column("iscrowd", types.Array("uint8", 1))
+    ds.add_column("file_name", types.Text())
+    ds.add_column("image_id", types.Int64())
+    ds.add_column("width", types.Int64())
+    ds.add_column("height", types.Int64())
+    ds.add_column("ann_ids", types.Array("int64", 1))
+    ds.add_column("ann_order", types.Array("int64", 1))
+    ds.add_column("coco_extra", types.Text())
+    ds["labels"].metadata["class_names"] = list(class_names)
+    # readers learn the box format from here (deeplake 4 does not expose the type's format)
+    ds["boxes"].metadata["coords"] = {"mode": "LTWH", "type": "pixel"}
+    return ds
+
+
+def coco_to_deeplake(src: str, dst: str, progress: bool = True) -> list[str]:
+    """Convert every split of the COCO folder ``src`` to ``dst/<split>``; returns the paths."""
+    import numpy as np
+
+    splits = coco_splits(src)
+    targets = {split: osp.join(dst, split) for split in splits}
+    existing = [t for t in targets.values() if osp.exists(t)]
+    if existing:
+        raise ConvertError(f"{existing[0]} exists already; choose an empty DST (nothing written)")
+    loaded = {}
+    for split, (name, image_dir) in splits.items():  # check everything before writing
+        coco = _read_json(osp.join(src, "annotations", name))
+        loaded[split] = (coco, _check_coco(coco, name, osp.join(src, image_dir)))
+    written = []
+    for split, (name, image_dir) in splits.items():
+        coco, compression = loaded[split]
+        categories = coco.get("categories", [])
+        label_of = {c["id"]: i for i, c in enumerate(categories)}
+        anns = defaultdict(list)
+        for order, ann in enumerate(coco.get("annotations", [])):
+            anns[ann["image_id"]].append((order, ann))
+        ds = _create(targets[split], compression, [c["name"] for c in categories])
+        ds.metadata["coco"] = {
+            "annotation_file": name, "image_dir": image_dir,
+            **{k: v for k, v in coco.items() if k not in ("images", "annotations")}}
+        images = coco["images"]
+        bar = tqdm(total=len(images), desc=f"{split} -> deeplake", unit="img",
+                   disable=not progress)
+        for start in range(0, len(images), _BATCH):
+            batch = images[start:start + _BATCH]
+            rows = defaultdict(list)
+            for image in batch:
+                with open(osp.join(src, image_dir, image["file_name"]), "rb") as f:
+                    rows["images"].append(f.read())
+                own = anns[image["id"]]
+                rows["boxes"].append(np.array([a["bbox"] for _, a in own],
+                                              np.float64).reshape(-1, 4))
+                rows["labels"].append(np.array([label_of[a["category_id"]] for _, a in own],
+                                               np.uint32))
+                rows["iscrowd"].append(np.array([int(bool(a.get("iscrowd", 0)))
+                                                 for _, a in own], np.uint8))
+                rows["file_name"].append(image["file_name"])
+                rows["image_id"].append(image["id"])
+                rows["width"].append(image["width"])
+                rows["height"].append(image["height"])
+                rows["ann_ids"].append(np.array([a["id"] for _, a in own], np.int64))
+                rows["ann_order"].append(np.array([o for o, _ in own], np.int64))
+                rows["coco_extra"].append(json.dumps({
+                    "image": {k: v for k, v in image.items() if k not in _IMAGE_COLUMNS},
+                    "annotations": [{k: v for k, v in a.items() if k not in _ANN_COLUMNS}
+                                    for _, a in own]}))
+            ds.append(dict(rows))
+            bar.update(len(batch))
+        bar.close()
+        ds.commit(f"cplugins data convert: COCO {osp.abspath(osp.join(src, 'annotations', name))}"
+                  f" with images {osp.abspath(osp.join(src, image_dir))}/ ({len(images)} images, "
+                  f"{len(coco.get('annotations', []))} annotations)")
+        written.append(targets[split])
+    return written
+
+
+# --- Deep Lake -> COCO -----------------------------------------------------------------------
+def _column(ds, name: str) -> list:
+    return [v for s in range(0, len(ds), _BATCH) for v in ds[name][s:min(s + _BATCH, len(ds))]]
+
+
+def deeplake_to_coco(src: str, dst: str, progress: bool = True) -> list[str]:
+    """Write every Deep Lake dataset of ``src`` (one per split) back as a COCO folder."""
+    deeplake = import_deeplake()
+    datasets = deeplake_splits(src)
+    if not datasets:
+        raise ConvertError(f"{src!r} is not a Deep Lake dataset nor a folder of them")
+    opened = {}
+    for split, path in datasets.items():
+        ds = deeplake.open_read_only("file://" + osp.abspath(path))
+        if "coco" not in ds.metadata.keys():
+            raise ConvertError(f"{path!r}: no metadata['coco'] (not written by `cplugins data "
+                               f"convert`); only such datasets convert back to COCO for now")
+        opened[split] = (ds, dict(ds.metadata["coco"]))
+    for _, meta in opened.values():
+        target = osp.join(dst, "annotations", meta["annotation_file"])
+        if osp.exists(target):
+            raise ConvertError(f"{target} exists already; choose an empty DST (nothing written)")
+    written = []
+    for split, (ds, meta) in opened.items():
+        categories = meta.get("categories", [])
+        image_dir = osp.join(dst, meta["image_dir"])
+        os.makedirs(image_dir, exist_ok=True)
+        columns = {c: _column(ds, c) for c in ("boxes", "labels", "file_name", "image_id",
+                                               "width", "height", "ann_ids", "ann_order",
+                                               "coco_extra")}
+        images, annotations = [], []
+        for row in tqdm(range(len(ds)), desc=f"{split} -> coco", unit="img",
+                        disable=not progress):
+            extra = json.loads(columns["coco_extra"][row])
+            name = str(columns["file_name"][row])
+            path = osp.join(image_dir, name)
+            os.makedirs(osp.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(bytes(ds["images"].get_bytes(row)))
+            image_id = int(columns["image_id"][row])
+            images.append({"id": image_id, "file_name": name,
+                           "width": int(columns["width"][row]),
+                           "height": int(columns["height"][row]), **extra["image"]})
+            for box, label, ann_id, order, rest in zip(
+                    columns["boxes"][row].reshape(-1, 4).tolist(), columns["labels"][row],
+                    columns["ann_ids"][row], columns["ann_order"][row], extra["annotations"]):
+                annotations.append((int(order), {
+                    "id": int(ann_id), "image_id": image_id,
+                    "category_id": categories[int(label)]["id"], "bbox": box, **rest}))
+        coco = {k: v for k, v in meta.items() if k not in ("annotation_file", "image_dir")}
+        coco["images"] = images
+        coco["annotations"] = [a for _, a in sorted(annotations, key=lambda x: x[0])]
+        target = osp.join(dst, "annotations", meta["annotation_file"])
+        os.makedirs(osp.dirname(target), exist_ok=True)
+        with open(target, "w") as f:
+            json.dump(coco, f)
+        written.append(target)
+    return written
+
+
+def convert(src: str, dst: str, to: str | None = None, progress: bool = True) -> list[str]:
+    """Convert ``src`` (format detected) to ``to`` (default: the other format)."""
+    if not osp.isdir(src):
+        raise ConvertError(f"{src!r}: no such directory")
+    source_is_deeplake = bool(deeplake_splits(src))
+    to = to or ("coco" if source_is_deeplake else "deeplake")
+    if to == "coco":
+        if not source_is_deeplake:
+            raise ConvertError(f"--to coco: {src!r} is not a Deep Lake dataset nor a folder "
+                               f"of them")
+        return deeplake_to_coco(src, dst, progress)
+    if to == "deeplake":
+        if source_is_deeplake:
+            raise ConvertError(f"--to deeplake: {src!r} is a Deep Lake dataset already")
+        return coco_to_deeplake(src, dst, progress)
+    raise ConvertError(f"--to {to!r}: allowed: deeplake, coco")

@@ -1,0 +1,116 @@
+"""Open a Deep Lake dataset (path, version, query or saved view) with clear errors.
+
+``deeplake`` is imported here and only here, lazily: its import starts a bundled crash reporter
+that attempts a DNS lookup to its vendor and wraps ``os.fork``, so listing or activating the
+plugin must not import it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from cplugins.errors import CPluginsError
+
+INSTALL_HINT = "pip install cplugins-deeplake (it depends on deeplake>=4.7,<5)"
+
+
+class DeepLakeError(CPluginsError, ValueError):
+    """Bad Deep Lake input: the message names the dataset, column or key and what is allowed."""
+
+
+def import_deeplake():
+    """The ``deeplake`` module, or a :class:`DeepLakeError` saying what to install."""
+    try:
+        import deeplake
+    except ImportError as exc:
+        raise DeepLakeError(f"Deep Lake datasets need the deeplake package, which is not "
+                            f"installed ({exc}): {INSTALL_HINT}") from None
+    return deeplake
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the rows come from: everything a worker process needs to reopen them."""
+
+    path: str
+    version: str | None = None
+    query: str | None = None
+    view: str | None = None
+    creds: dict | None = None
+    token: str | None = None
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, default=str)
+
+
+def _url(path: str) -> str:
+    if "://" in path:
+        return path
+    return "file://" + os.path.abspath(os.path.expanduser(path))
+
+
+def _open_root(source: Source):
+    deeplake = import_deeplake()
+    kwargs: dict[str, Any] = {}
+    if source.creds:
+        kwargs["creds"] = dict(source.creds)
+    if source.token:
+        kwargs["token"] = source.token
+    try:
+        return deeplake.open_read_only(_url(source.path), **kwargs)
+    except Exception as exc:  # LogNotexistsError and storage errors: not a dataset here
+        raise DeepLakeError(f"{source.path!r} is not a Deep Lake dataset "
+                            f"({type(exc).__name__}: {exc}); give the folder that "
+                            f"deeplake.create() or `cplugins data convert` wrote") from None
+
+
+def _open_version(root, source: Source):
+    """``version`` is a tag, a branch or a commit id (tried in that order)."""
+    version = source.version
+    tags, branches = list(root.tags.names()), list(root.branches.names())
+    if version in tags:
+        return root.tags[version].open()
+    if version in branches:
+        return root.branches[version].open()
+    commits = [v.id for v in root.history]
+    if version in commits:
+        return root.history[version].open()
+    raise DeepLakeError(
+        f"{source.path!r}: unknown version {version!r}; allowed: a tag "
+        f"({', '.join(tags) or 'none'}), a branch ({', '.join(branches)}) or one of the "
+        f"{len(commits)} commit ids (latest: {', '.join(commits[-3:])})")
+
+
+def open_source(source: Source):
+    """The rows of ``source`` (a read-only dataset or a query view)."""
+    root = _open_root(source)
+    data = root
+    if source.version is not None:
+        data = _open_version(root, source)
+    if source.view is not None:
+        tags = list(root.tags.names())
+        if source.view not in tags:
+            raise DeepLakeError(f"{source.path!r}: no saved view {source.view!r}; saved views "
+                                f"and tags: {', '.join(tags) or 'none'}")
+        data = root.tags[source.view].open()
+    if source.query is not None:
+        try:
+            data = data.query(source.query)
+        except Exception as exc:
+            raise DeepLakeError(f"{source.path!r}: the query {source.query!r} failed: "
+                                f"{exc}") from None
+    return data
+
+
+_OPEN: dict[str, tuple[int, Any]] = {}
+
+
+def open_cached(source: Source):
+    """:func:`open_source`, opened once per process (a forked worker reopens its own)."""
+    key, pid = source.key(), os.getpid()
+    cached = _OPEN.get(key)
+    if cached is None or cached[0] != pid:
+        cached = _OPEN[key] = (pid, open_source(source))
+    return cached[1]
