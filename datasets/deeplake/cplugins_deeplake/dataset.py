@@ -34,6 +34,10 @@ def _take_aliases(kwargs: dict, given: dict) -> None:
                                 f"give one of them")
         given[name] = value
     creds = given.get("creds")
+    if isinstance(creds, dict) and ({"username", "password"} & set(creds)):
+        raise DeepLakeError("DeepLakeDetDataset: deeplake_credentials username/password is a "
+                            "Deep Lake 3 login; deeplake 4 takes token= (and creds= for "
+                            "cloud storage)")
     if isinstance(creds, dict) and ("token" in creds or "creds" in creds):
         # mmdet 2 integration shape: dict(username, password, token, creds)
         given["token"] = given.get("token") or creds.get("token")
@@ -119,6 +123,9 @@ class DeepLakeDetDataset(BaseDetDataset):
         if kwargs.pop("ann_file", None):
             raise DeepLakeError("DeepLakeDetDataset: ann_file is not used (annotations come "
                                 "from the Deep Lake dataset); remove it")
+        if given["view"] is not None and given["version"] is not None:
+            raise DeepLakeError("DeepLakeDetDataset: give version or view, not both (a saved "
+                                "view is already a version of the data)")
         if not given["path"]:
             raise DeepLakeError("DeepLakeDetDataset: path (or deeplake_path) is required: "
                                 "the Deep Lake dataset to read")

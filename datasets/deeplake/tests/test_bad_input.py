@@ -124,3 +124,24 @@ def test_box_format_unknown(build_error, tmp_path):
 def test_alias_and_key_together(build_error, good):
     message = build_error(path=good, deeplake_path=good)
     assert "deeplake_path and path are the same setting" in message
+
+
+def test_fractional_and_centre_boxes_become_pixel_corners(tmp_path):
+    """A 10x8 image: fractional ccwh (0.5, 0.5, 0.4, 0.5) is (3, 2, 7, 6) in pixels."""
+    import cplugins_deeplake  # noqa: F401
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    path = _write(tmp_path / "ds", [[0.5, 0.5, 0.4, 0.5]], [1], coords=False)
+    init_default_scope("mmdet")
+    dataset = DATASETS.build(dict(type="DeepLakeDetDataset", path=path, pipeline=[],
+                                  bbox_format="ccwh", bbox_type="fractional"))
+    assert dataset[0]["instances"][0]["bbox"] == pytest.approx([3.0, 2.0, 7.0, 6.0])
+
+
+def test_mmdet2_login_and_version_with_view(build_error, good):
+    message = build_error(deeplake_path=good,
+                          deeplake_credentials=dict(username="u", password="p"))
+    assert "username/password is a Deep Lake 3 login" in message
+    assert "give version or view, not both" in build_error(path=good, version="main",
+                                                          view="v1")

@@ -43,7 +43,8 @@ def test_samples_equal_cocodataset(build, det_pipeline, shapes_coco, shapes_deep
 
 
 def _append_copy_of_first_row(path, name: str) -> None:
-    """Append row 0 again under another file name, commit and tag ``v2``."""
+    """Append row 0 again under another file name, commit and tag ``v2``; then one more row
+    on a branch ``exp``."""
     import deeplake
 
     ds = deeplake.open(str(path))
@@ -54,6 +55,9 @@ def _append_copy_of_first_row(path, name: str) -> None:
     ds.append({k: [v] for k, v in row.items()})
     ds.commit("appended a row")
     ds.tag("v2")
+    branch = ds.branch("exp").open()  # one more row on a branch only
+    branch.append({k: [v] for k, v in {**row, "file_name": "branch.png"}.items()})
+    branch.commit("on exp")
 
 
 def test_versions_query_and_mmdet2_keys(build, deeplake_copy):
@@ -65,7 +69,10 @@ def test_versions_query_and_mmdet2_keys(build, deeplake_copy):
     old = build(type="DeepLakeDetDataset", path=str(deeplake_copy), version=first, pipeline=[])
     tagged = build(type="DeepLakeDetDataset", path=f"file://{deeplake_copy}", version="v2",
                    pipeline=[])
-    assert (len(old), len(latest), len(tagged)) == (4, 5, 5)
+    on_branch = build(type="DeepLakeDetDataset", path=str(deeplake_copy), version="exp",
+                      pipeline=[])
+    assert (len(old), len(latest), len(tagged), len(on_branch)) == (4, 5, 5, 6)
+    assert on_branch[5]["img_path"] == "branch.png"
     assert latest[4]["img_id"] == 99 and latest[4]["img_path"] == "extra.png"
     assert latest[4]["instances"] == latest[0]["instances"]
 

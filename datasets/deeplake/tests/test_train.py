@@ -21,7 +21,7 @@ def _tiny_retinanet() -> dict:
 
 
 @pytest.mark.slow
-def test_runner_trains_and_validates_from_deeplake(shapes_deeplake, tmp_path):
+def test_runner_trains_and_validates_from_deeplake(shapes_coco, shapes_deeplake, tmp_path):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
@@ -44,6 +44,14 @@ def test_runner_trains_and_validates_from_deeplake(shapes_deeplake, tmp_path):
         val_evaluator=dict(type="CocoMetric", metric="bbox", ann_file=None),
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=2, val_interval=2),
         val_cfg=dict(type="ValLoop"),
+        # the same images as a COCO folder, evaluated against its annotation file
+        test_dataloader=dict(
+            batch_size=2, num_workers=0, sampler=dict(type="DefaultSampler", shuffle=False),
+            dataset=dict(type="CocoDataset", **shapes_coco["val"], test_mode=True,
+                         pipeline=[dict(type="LoadImageFromFile")] + val[1:])),
+        test_evaluator=dict(type="CocoMetric", metric="bbox",
+                            ann_file=f"{shapes_coco['data_root']}/{shapes_coco['val_ann_file']}"),
+        test_cfg=dict(type="TestLoop"),
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.005, momentum=0.9)),
         default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=2, by_epoch=False),
                            logger=dict(type="LoggerHook", interval=1)),
@@ -56,3 +64,11 @@ def test_runner_trains_and_validates_from_deeplake(shapes_deeplake, tmp_path):
     metrics = runner.message_hub.log_scalars
     assert "val/coco/bbox_mAP" in metrics, sorted(metrics)
     assert (tmp_path / "work" / "iter_2.pth").is_file()
+    # the same weights on the COCO folder: the same numbers
+    lake = {k: runner.message_hub.get_scalar(f"val/{k}").current() for k in COCO_KEYS}
+    coco = runner.test()
+    assert {k: coco[k] for k in COCO_KEYS} == lake
+    assert lake["coco/bbox_mAP_50"] > 0  # an untrained model: low, but not a trivial 0
+
+
+COCO_KEYS = ("coco/bbox_mAP", "coco/bbox_mAP_50", "coco/bbox_mAP_75", "coco/bbox_mAP_s")
