@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 CONSTRAINTS := requirements/constraints.txt
 # Plugin distributions: one folder each, each with its own pyproject.toml.
-PLUGINS := necks/augfpn $(sort $(dir $(wildcard backbones/*/pyproject.toml heads/*/pyproject.toml losses/*/pyproject.toml)))
+PLUGINS := necks/augfpn $(sort $(dir $(wildcard backbones/*/pyproject.toml heads/*/pyproject.toml losses/*/pyproject.toml datasets/*/pyproject.toml)))
 STAMP  := $(VENV)/.cplugins-installed
+NPROC  := $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: install demo test lint wheels clean
 
@@ -26,7 +27,7 @@ $(STAMP): $(BIN)/python $(CONSTRAINTS) requirements/stack.txt pyproject.toml $(a
 	$(PIP) install -q -c $(CONSTRAINTS) setuptools wheel pip
 	$(PIP) install -q -c $(CONSTRAINTS) torch
 	$(PIP) install -q -c $(CONSTRAINTS) -r requirements/mmcv-build.txt
-	MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation mmcv
+	MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=$(NPROC) $(PIP) install -q -c $(CONSTRAINTS) --no-build-isolation mmcv
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps torchvision
 	$(PIP) install -q -c $(CONSTRAINTS) -r requirements/stack.txt
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps --no-build-isolation -e . $(addprefix -e ,$(PLUGINS))

@@ -1,4 +1,5 @@
-"""The ``cplugins`` command line: ``cplugins list [--activate] [--json]``, ``cplugins bench``."""
+"""The ``cplugins`` command line: ``cplugins list [--activate] [--json]``, ``cplugins lock CKPT``,
+``cplugins bench``, ``cplugins templates``."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,7 @@ import json
 import sys
 import warnings
 
+from cplugins.errors import CPluginsError
 from cplugins.manager import ENV_LOAD_PLUGINS, CPluginsWarning, PluginRecord, get_manager
 
 
@@ -19,6 +21,9 @@ def _record_dict(record: PluginRecord) -> dict:
         "hooks": record.hooks,
         "status": record.status,
         "error": record.error,
+        "import_seconds": round(record.import_cost.seconds, 3) if record.import_cost else None,
+        "heavy_imports": list(record.import_cost.heavy) if record.import_cost else [],
+        "version_problems": [str(p) for p in record.version_problems],
         "modules": [
             {"name": r.spec.name, "target": r.spec.target, "registry": str(r.registry),
              "status": r.status, "reason": r.reason}
@@ -40,10 +45,12 @@ def format_table(records: list[PluginRecord], conflicts: list[str]) -> str:
         lines.append(f"{record.distribution} {record.version}  [{record.name}, {origin}]  "
                      f"{status}")
         lines.append(f"  hooks: {', '.join(record.hooks) or '-'}")
+        if record.import_cost is not None and not record.import_cost.light:
+            lines.append(f"  hook module {record.import_cost}: it should import only cplugins")
         for reg in record.registrations:
             note = "" if reg.status == "declared" else f"  ({reg.status}"
             note += f": {reg.reason})" if reg.reason else (")" if note else "")
-            lines.append(f"  {reg.spec.name:<24} -> {_registry_label(reg.registry):<24}"
+            lines.append(f"  {reg.spec.name:<24} -> {_registry_label(reg.registry):<24} "
                          f"{reg.spec.target}{note}")
     for conflict in conflicts:
         lines.append(f"CONFLICT: {conflict}")
@@ -52,22 +59,72 @@ def format_table(records: list[PluginRecord], conflicts: list[str]) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     manager = get_manager()
+    error = ""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CPluginsWarning)
-        records = manager.activate_all() if args.activate else manager.discover()
+        try:
+            manager.activate_all() if args.activate else manager.discover()
+        except CPluginsError as exc:  # reported in the listing, not as a traceback
+            error = str(exc)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
-    conflicts = manager.declared_conflicts()
+    records = list(manager.records.values())
+    found = {(str(r.registry), r.spec.name): r.reason for record in records
+             for r in record.registrations if r.status == "conflict"}  # at activation
+    conflicts = [c for c in manager.declared_conflicts()
+                 if not any(c.startswith(f"{name!r} in {registry}:") for registry, name in found)]
+    conflicts += found.values()
     if args.json:
         print(json.dumps({"plugins": [_record_dict(r) for r in records],
-                          "conflicts": conflicts}, indent=2))
+                          "conflicts": conflicts, "error": error}, indent=2))
     else:
         print(format_table(records, conflicts))
-    return 1 if conflicts or any(r.status == "failed" for r in records) else 0
+        if error:
+            print(f"error: {error}")
+    broken = any(r.status in ("failed", "incompatible") for r in records)
+    return 1 if conflicts or broken or error else 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from cplugins.lock import lock_problems, read_lock, requirement_lines
+
+    try:
+        lock = read_lock(args.checkpoint)
+    except CPluginsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # missing, truncated, not a checkpoint: one line, no traceback
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        print(f"error: cannot read {args.checkpoint}: {type(exc).__name__}: {reason}",
+              file=sys.stderr)
+        return 1
+    for line in requirement_lines(lock):
+        print(line)
+    for problem in lock_problems(lock):
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from cplugins.bench.cli import run_command  # torch is imported only when cases run
+
+    return run_command(args)
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from cplugins.scaffold import ScaffoldError, new_project  # copier only when generating
+
+    try:
+        path = new_project(args.kind, args.name, args.dir)
+    except ScaffoldError as exc:
+        print(f"cplugins new: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {path}: pip install {path} && cplugins check {path} && pytest {path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from cplugins.check.cli import run_command  # torch only when modules are checked
 
     return run_command(args)
 
@@ -83,6 +140,32 @@ def build_parser() -> argparse.ArgumentParser:
                              "that only happen on import)")
     p_list.add_argument("--json", action="store_true", help="machine-readable output")
     p_list.set_defaults(func=cmd_list)
+    p_lock = sub.add_parser(
+        "lock", help="the plugin distributions a checkpoint needs, as requirement lines",
+        description="Print pip requirement lines for the plugins a checkpoint was trained with "
+                    "(its meta['cplugins_lock']), and warn about the ones installed at another "
+                    "version or missing.")
+    p_lock.add_argument("checkpoint", help="a .pth checkpoint, a work dir's cplugins-lock.json, "
+                                           "or the config tools/train.py saved there")
+    p_lock.set_defaults(func=cmd_lock)
+    p_new = sub.add_parser(
+        "new", help="generate a plugin distribution (copier template)",
+        description="Generate a complete plugin distribution providing one module: pyproject "
+                    "with the entry point, the light hook module, the module, a config, a "
+                    "benchmark case or check example, a README and tests (cplugins.testing).")
+    p_new.add_argument("kind", metavar="KIND", help="backbone, neck, head, loss, dataset, "
+                       "hook or transform")
+    p_new.add_argument("name", metavar="NAME", help="class name, e.g. MyNeck")
+    p_new.add_argument("--dir", help="where to create it (new or empty; default ./<name>)")
+    p_new.set_defaults(func=cmd_new)
+    from cplugins.check.cli import DESCRIPTION as CHECK_DESCRIPTION  # light: no torch
+    from cplugins.check.cli import add_arguments as add_check_arguments
+
+    p_check = sub.add_parser("check", help="check plugin distributions against the contract",
+                             description=CHECK_DESCRIPTION,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_check_arguments(p_check)
+    p_check.set_defaults(func=cmd_check)
     from cplugins.bench.cli import EPILOG, add_arguments  # light: no torch
 
     p_bench = sub.add_parser(
@@ -95,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cplugins.templates.cli import add_parsers as add_template_parsers  # light: no torch
 
     add_template_parsers(sub)
+    from cplugins.data.check import add_parsers as add_data_parsers  # light: no torch
+    from cplugins.data.convert import add_parser as add_convert_parser  # light
+
+    add_convert_parser(add_data_parsers(sub))
     return parser
 
 

@@ -18,6 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from cplugins.bench.case import BenchmarkCase
+    from cplugins.check.example import Example
     from cplugins.spec import ModuleSpec
     from cplugins.templates.model import Template
 
@@ -58,4 +59,15 @@ def cplugins_templates() -> list[Template]:
     config, typed hyperparameters and a ``"package.module:function"`` render target that
     turns validated hyperparameters into an mmengine config. Must stay light like
     :func:`cplugins_modules`: the render target is imported only when rendering.
+    """
+
+
+@hookspec
+def cplugins_examples() -> list[Example]:
+    """Declare example configurations for ``cplugins check`` and ``cplugins.testing`` (optional).
+
+    Return a list of :class:`~cplugins.check.example.Example`: the module's name, a config it
+    builds from, the scope, and for model modules the inputs to run forward/backward on (a
+    benchmark input generator). Modules without one are checked with their benchmark case.
+    Must stay light like :func:`cplugins_modules`.
     """

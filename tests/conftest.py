@@ -9,6 +9,8 @@ import pytest
 from helpers import PLUGIN_DIRS, REPO
 
 FIXTURE_DISTS = REPO / "tests" / "fixtures" / "dists"
+#: one small distribution per failure a third-party plugin author hit (issue 12)
+AUTHOR_FIXTURES = ("selfimport", "stockclash", "badspec", "heavyhook", "oldstack", "lockfix")
 
 
 def pip(*args: str) -> None:
@@ -22,7 +24,8 @@ def wheel_dir(tmp_path_factory) -> Path:
     built once into one folder: what ``make wheels`` puts into ``dist/``."""
     out = tmp_path_factory.mktemp("wheels")
     sources = [REPO, *PLUGIN_DIRS, *(FIXTURE_DISTS / d for d in
-                                     ("conflict", "broken_hooks", "broken_module"))]
+                                     ("conflict", "broken_hooks", "broken_module",
+                                      *AUTHOR_FIXTURES))]
     pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(out), *map(str, sources))
     return out
 
@@ -58,3 +61,11 @@ def site_conflict(tmp_path_factory, wheels) -> Path:
     """cplugins-augfpn plus a distribution that provides another 'AugFPN'."""
     return install_target(tmp_path_factory, "site_conflict", [
         wheels["cplugins_augfpn"], wheels["cplugins_conflict_fixture"]])
+
+
+@pytest.fixture(scope="session")
+def site_authors(tmp_path_factory, wheels) -> Path:
+    """The issue-12 fixture distributions, one per failure; tests pick theirs with
+    CPLUGINS_LOAD_PLUGINS."""
+    return install_target(tmp_path_factory, "site_authors", [
+        wheels[f"cplugins_{name}_fixture"] for name in AUTHOR_FIXTURES])

@@ -7,6 +7,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 import cplugins.all  # noqa: F401  (registers every installed plugin; arms the compat fixes)
+from cplugins.lock import add_plugin_imports
 
 
 def parse_cfg_options(options: list[str]) -> dict:
@@ -75,11 +76,27 @@ def template_config(name: str, sets: list[str], data: str | None = None,
     return cfg
 
 
+def check_train_loop(cfg: Config) -> None:
+    """An epoch-based loop given ``max_iters`` (or an iteration-based one ``max_epochs``)
+    would fail with a TypeError once the runner builds it; say so now, in one line."""
+    loop = cfg.get("train_cfg") or {}
+    by_epoch = loop.get("by_epoch", "max_epochs" in loop)
+    kind = loop.get("type", "EpochBasedTrainLoop" if by_epoch else "IterBasedTrainLoop")
+    wrong = {"EpochBasedTrainLoop": ("max_iters", "max_epochs", "epochs"),
+             "IterBasedTrainLoop": ("max_epochs", "max_iters", "iterations")}.get(kind)
+    if wrong and wrong[0] in loop:
+        raise SystemExit(
+            f"error: --cfg-options train_cfg.{wrong[0]}={loop[wrong[0]]}: this config trains by "
+            f"{wrong[2]} ({kind}, {wrong[1]}={loop.get(wrong[1])}), which takes no {wrong[0]}; "
+            f"give train_cfg.{wrong[1]}=N instead (templates: --set num_epochs=N)")
+
+
 def prepare_config(path: str | Config, cfg_options: list[str], work_dir: str | None,
                    launcher: str, progress: bool = True) -> Config:
     cfg = path if isinstance(path, Config) else Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(parse_cfg_options(cfg_options))
+        check_train_loop(cfg)
     cfg.launcher = launcher
     if launcher != "none":
         use_cpu_process_group(cfg)
@@ -94,4 +111,9 @@ def prepare_config(path: str | Config, cfg_options: list[str], work_dir: str | N
         if not any(h.get("type") == "ProgressHook" for h in hooks):
             hooks.append(dict(type="ProgressHook"))
         cfg.custom_hooks = hooks
+    # the plugin lock in the work dir and checkpoints; custom_imports so a stock Runner can
+    # rebuild the config this run saves
+    if not any(h.get("type") == "PluginLockHook" for h in cfg.get("custom_hooks", [])):
+        cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="PluginLockHook")]
+    add_plugin_imports(cfg)
     return cfg

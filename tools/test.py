@@ -1,6 +1,10 @@
 """Evaluate a checkpoint with the config's test evaluator (e.g. mmdet's CocoMetric).
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--cfg-options k=v ...] [--out JSON]
+
+The checkpoint must match the model (keys and shapes): otherwise a summary says how it
+differs and what it was trained as, and nothing is evaluated (``--allow-partial`` evaluates
+it anyway).
 """
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", help="write the metrics to this JSON file")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="evaluate even a checkpoint whose keys or shapes differ from the "
+                             "model (the rest stays randomly initialised)")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"],
                         default="none")
     parser.add_argument("--local-rank", "--local_rank", type=int, default=0)
@@ -35,13 +42,27 @@ def main(argv: list[str] | None = None) -> dict:
     from mmengine.runner import Runner
 
     from cplugins.diagnose import explain_unknown_types
+    from cplugins.errors import PluginLockError
+    from cplugins.lock import check_checkpoint_plugins
+    from cplugins.training.errors import CheckpointFileError, CheckpointMismatchError
+    from cplugins.training.startup import check_fits_model, read_local_checkpoint
 
-    if not osp.isfile(args.checkpoint):
-        raise SystemExit(f"checkpoint {args.checkpoint!r} does not exist")
+    try:  # one line for a missing, empty, truncated or refused file, before anything is built
+        checkpoint = read_local_checkpoint(args.checkpoint)
+        for warning in check_checkpoint_plugins(checkpoint, args.checkpoint):  # its plugins
+            print(f"warning: {warning}", file=sys.stderr)
+    except (CheckpointFileError, PluginLockError) as exc:
+        raise SystemExit(f"error: {exc}") from None
     cfg = prepare_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
     with explain_unknown_types():
         runner = Runner.from_cfg(cfg)
+        try:
+            check_fits_model(runner.model, checkpoint, args.checkpoint,
+                             strict=not args.allow_partial)
+        except CheckpointMismatchError as exc:
+            raise SystemExit(f"error: {exc}\n  (--allow-partial evaluates it anyway)") from None
+        del checkpoint
         metrics = runner.test()
     if args.out:
         with open(args.out, "w") as f:

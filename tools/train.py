@@ -35,9 +35,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", help="where logs and checkpoints go")
     parser.add_argument("--resume", nargs="?", const="auto",
                         help="resume from CKPT, or from the latest checkpoint in work-dir")
+    parser.add_argument("--resume-or-start", action="store_true",
+                        help="resume from the latest checkpoint in work-dir if there is one, "
+                             "else start from scratch")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="resume even from a checkpoint whose keys or shapes differ from "
+                             "the model (mmengine's non-strict loading)")
+    parser.add_argument("--no-nan-guard", action="store_true",
+                        help="train on through NaN/inf losses and gradients (no NanGuardHook)")
+    parser.add_argument("--no-data-check", action="store_true",
+                        help="skip the check of images and annotations before training")
+    parser.add_argument("--data-check-sample", type=int, default=1000, metavar="N",
+                        help="the data check decodes N images per split, chosen reproducibly "
+                             "(default 1000; 0: all); every file is checked to exist")
     parser.add_argument("--amp", action="store_true", help="automatic mixed precision")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override config entries, e.g. train_cfg.max_iters=10")
+                        help="override config entries, e.g. train_cfg.max_epochs=1 "
+                             "(iteration-based configs: train_cfg.max_iters=10)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
     parser.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"],
                         default="none", help="job launcher for multi-process training")
@@ -47,6 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("give a CONFIG file or --template NAME")
     if args.template is None and (args.set or args.data or args.task):
         parser.error("--set, --data and --task go with --template")
+    if args.data_check_sample < 0:
+        parser.error(f"--data-check-sample must be >= 0 (0: every image), got "
+                     f"{args.data_check_sample}")
+    if args.resume_or_start and args.resume is None:
+        args.resume = "auto"
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     return args
 
@@ -57,6 +76,14 @@ def main(argv: list[str] | None = None) -> dict:
 
     from cplugins.diagnose import explain_unknown_types
 
+    if args.resume not in (None, "auto"):  # its plugins, before the config imports them
+        from cplugins.errors import PluginLockError
+        from cplugins.lock import check_checkpoint_file
+
+        try:
+            check_checkpoint_file(args.resume)  # missing ones; other versions: warned below
+        except PluginLockError as exc:
+            raise SystemExit(f"error: {exc}") from None
     source = args.config
     if args.template:
         source = template_config(args.template, args.set, args.data, args.config, args.task)
@@ -69,16 +96,46 @@ def main(argv: list[str] | None = None) -> dict:
             check_checkpoints(cfg)
         except WeightsUnavailableError as exc:
             raise SystemExit(f"error: {exc}") from None
-    if args.amp:
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
-    if args.resume == "auto":
-        cfg.resume, cfg.load_from = True, None
+    if args.amp:  # GPU: AmpOptimWrapper (float16, loss scaling); CPU: bfloat16 autocast
+        from cplugins.training.amp import use_amp
+
+        use_amp(cfg)
+    from cplugins.data.check import DataCheckError, check_training_data
+    from cplugins.errors import PluginLockError
+    from cplugins.lock import check_checkpoint_plugins
+    from cplugins.training.errors import (
+        CheckpointFileError,
+        CheckpointMismatchError,
+        TrainingError,
+    )
+    from cplugins.training.setup import add_training_safeguards
+    from cplugins.training.startup import check_fits_model, read_local_checkpoint, resume_target
+
+    add_training_safeguards(cfg, nan_guard=not args.no_nan_guard)
+    try:  # before anything is built: bad data, nothing to resume, an unreadable checkpoint
+        if not args.no_data_check:
+            check_training_data(cfg, args.data_check_sample or None)
+        resume_from = resume_target(args.resume, cfg.work_dir, args.resume_or_start)
+        checkpoint_path = resume_from or cfg.get("load_from")
+        checkpoint = read_local_checkpoint(checkpoint_path)
+        for warning in check_checkpoint_plugins(checkpoint, checkpoint_path):  # its plugins
+            print(f"warning: {warning}", file=sys.stderr)
+    except (DataCheckError, CheckpointFileError, PluginLockError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if resume_from:
+        cfg.resume, cfg.load_from = True, resume_from
     elif args.resume:
-        cfg.resume, cfg.load_from = True, args.resume
+        print(f"nothing to resume in {cfg.work_dir}: starting from scratch", file=sys.stderr)
     with explain_unknown_types():
         runner = Runner.from_cfg(cfg)
-        runner.train()
+        try:
+            # resuming needs this model's checkpoint; fine-tuning (load_from) may differ
+            check_fits_model(runner.model, checkpoint, checkpoint_path,
+                             strict=bool(resume_from) and not args.allow_partial)
+            del checkpoint
+            runner.train()
+        except (TrainingError, CheckpointMismatchError) as exc:
+            raise SystemExit(f"error: {exc}") from None
     return dict(runner.message_hub.log_scalars)
 
 
