@@ -156,6 +156,8 @@ class DeepLakeDetDataset(BaseDetDataset):
         return tuple(names if names is not None else given)
 
     def load_data_list(self) -> list[dict]:
+        if self._data is None:  # unpickled before full_init (lazy_init=True)
+            self._data = open_source(self.source)
         data, t, path = self._data, self.tensors, self.source.path
         names = {c.name for c in data.schema.columns}
         boxes, labels = _column(data, t["gt_bboxes"]), _column(data, t["gt_labels"])

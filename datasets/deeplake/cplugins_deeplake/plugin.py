@@ -10,3 +10,13 @@ def cplugins_modules() -> list[ModuleSpec]:
         ModuleSpec("LoadImageFromDeepLake", "cplugins_deeplake.transforms:LoadImageFromDeepLake",
                    "mmdet::transform"),
     ]
+
+
+@hookimpl
+def cplugins_examples() -> list:
+    from cplugins.check import Example
+
+    return [Example("DeepLakeDetDataset",
+                    dict(pipeline=[dict(type="LoadImageFromDeepLake"),
+                                   dict(type="LoadAnnotations", with_bbox=True)]),
+                    setup="cplugins_deeplake.example:example_data")]

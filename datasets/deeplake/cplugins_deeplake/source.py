@@ -104,13 +104,15 @@ def open_source(source: Source):
     return data
 
 
-_OPEN: dict[str, tuple[int, Any]] = {}
+_OPEN: dict[tuple[str, str], tuple[int, Any, Any]] = {}
 
 
-def open_cached(source: Source):
-    """:func:`open_source`, opened once per process (a forked worker reopens its own)."""
-    key, pid = source.key(), os.getpid()
+def open_column(source: Source, column: str):
+    """Column ``column`` of :func:`open_source`, opened once per process (a forked worker
+    reopens its own; looking the column up again per row doubled the read time)."""
+    key, pid = (source.key(), column), os.getpid()
     cached = _OPEN.get(key)
     if cached is None or cached[0] != pid:
-        cached = _OPEN[key] = (pid, open_source(source))
-    return cached[1]
+        data = open_source(source)  # kept: a column expires with its dataset
+        cached = _OPEN[key] = (pid, data, data[column])
+    return cached[2]

@@ -5,7 +5,7 @@ import mmcv
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from .source import DeepLakeError, open_cached
+from .source import DeepLakeError, open_column
 
 
 class LoadImageFromDeepLake(BaseTransform):
@@ -27,8 +27,8 @@ class LoadImageFromDeepLake(BaseTransform):
         if "deeplake_source" not in results:
             raise DeepLakeError("LoadImageFromDeepLake: the sample has no deeplake_source; use "
                                 "it with DeepLakeDetDataset (LoadImageFromFile for files)")
-        data = open_cached(results["deeplake_source"])
-        encoded = data[results["deeplake_column"]].get_bytes(results["deeplake_row"])
+        column = open_column(results["deeplake_source"], results["deeplake_column"])
+        encoded = column.get_bytes(results["deeplake_row"])
         img = mmcv.imfrombytes(bytes(encoded), flag=self.color_type,
                                backend=self.imdecode_backend)
         if img is None:
