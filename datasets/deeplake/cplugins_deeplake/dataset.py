@@ -13,7 +13,7 @@ import numpy as np
 from mmdet.datasets import BaseDetDataset
 
 from .columns import resolve_tensors
-from .source import DeepLakeError, Source, open_source
+from .source import DeepLakeError, Source, open_source, pin
 
 #: Deep Lake's mmdet 2 integration keys -> this dataset's arguments
 ALIASES = {"deeplake_path": "path", "deeplake_commit_id": "version",
@@ -129,8 +129,9 @@ class DeepLakeDetDataset(BaseDetDataset):
         if not given["path"]:
             raise DeepLakeError("DeepLakeDetDataset: path (or deeplake_path) is required: "
                                 "the Deep Lake dataset to read")
-        self.source = Source(path=str(given["path"]), version=given["version"], query=query,
-                             view=given["view"], creds=given["creds"], token=given["token"])
+        self.source = pin(Source(path=str(given["path"]), version=given["version"],
+                                 query=query, view=given["view"], creds=given["creds"],
+                                 token=given["token"]))
         self._data = open_source(self.source)
         where = self.source.path + (f"[{query!r}]" if query else "")
         if len(self._data) == 0:

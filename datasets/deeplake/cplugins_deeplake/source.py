@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from cplugins.errors import CPluginsError
@@ -40,6 +40,9 @@ class Source:
     view: str | None = None
     creds: dict | None = None
     token: str | None = None
+    #: set by :func:`pin`: the branch and its commit the rows were read at
+    branch: str | None = None
+    commit: str | None = None
 
     def key(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=str)
@@ -83,18 +86,41 @@ def _open_version(root, source: Source):
         f"{len(commits)} commit ids (latest: {', '.join(commits[-3:])})")
 
 
+def _opened(source: Source):
+    root = _open_root(source)
+    if source.commit is not None:
+        return root.branches[source.branch].open().history[source.commit].open()
+    if source.version is not None:
+        return _open_version(root, source)
+    return root
+
+
+def pin(source: Source) -> Source:
+    """``source`` at the commit its branch head is at now: a branch (or the default one) may
+    get new commits while training runs, and a worker that reopens it must see the same rows
+    (commit ids are per branch, so the branch is kept too)."""
+    if source.view is not None or source.commit is not None:
+        return source
+    root = _open_root(source)
+    if source.version is None:
+        branch = root.current_branch.name
+    elif source.version in list(root.branches.names()):
+        branch = source.version
+    else:
+        return source  # a tag or a commit id: immutable already
+    head = root.branches[branch].open()
+    return replace(source, branch=branch, commit=head.version)
+
+
 def open_source(source: Source):
     """The rows of ``source`` (a read-only dataset or a query view)."""
-    root = _open_root(source)
-    data = root
-    if source.version is not None:
-        data = _open_version(root, source)
+    data = _opened(source)
     if source.view is not None:
-        tags = list(root.tags.names())
+        tags = list(_open_root(source).tags.names())
         if source.view not in tags:
             raise DeepLakeError(f"{source.path!r}: no saved view {source.view!r}; saved views "
                                 f"and tags: {', '.join(tags) or 'none'}")
-        data = root.tags[source.view].open()
+        data = _open_root(source).tags[source.view].open()
     if source.query is not None:
         try:
             data = data.query(source.query)

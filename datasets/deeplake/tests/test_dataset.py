@@ -89,3 +89,22 @@ def test_versions_query_and_mmdet2_keys(build, deeplake_copy):
                    deeplake_tensors=dict(img="images", gt_bboxes="boxes", gt_labels="labels"),
                    pipeline=[])
     assert len(ported) == 4 and ported[0]["instances"] == old[0]["instances"]
+
+
+def test_rows_stay_those_read_when_the_branch_moves_on(build, deeplake_copy):
+    """A commit after the dataset was built (here: row 0's image replaced) is not seen by the
+    transform, which (re)opens the dataset in each process: images match their boxes."""
+    import deeplake
+    import mmcv
+
+    before = deeplake.open_read_only(str(deeplake_copy))
+    original = bytes(before["images"].get_bytes(0))
+    dataset = build(type="DeepLakeDetDataset", path=str(deeplake_copy),
+                    pipeline=[dict(type="LoadImageFromDeepLake")])
+    ds = deeplake.open(str(deeplake_copy))
+    other = bytes(ds["images"].get_bytes(1))
+    ds["images"][0] = other
+    ds.commit("replaced image 0")
+    after = deeplake.open_read_only(str(deeplake_copy))
+    assert bytes(after["images"].get_bytes(0)) == other != original
+    assert np.array_equal(dataset[0]["img"], mmcv.imfrombytes(original))
