@@ -5,4 +5,8 @@ is imported only when a Deep Lake dataset is opened.
 """
 from cplugins import activate
 
+from .train import train_detector  # light: mmengine is imported when it is called
+
 activate(__name__)
+
+__all__ = ["train_detector"]

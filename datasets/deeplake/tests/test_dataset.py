@@ -84,6 +84,12 @@ def test_versions_query_and_mmdet2_keys(build, deeplake_copy):
                           build(type="DeepLakeDetDataset", path=str(deeplake_copy),
                                 pipeline=[dict(type="LoadImageFromDeepLake")])[0]["img"])
 
+    writable = deeplake.open(str(deeplake_copy))
+    writable.query("SELECT * WHERE image_id == 99").tag("only_extra")  # a saved view
+    saved = build(type="DeepLakeDetDataset", deeplake_path=str(deeplake_copy),
+                  deeplake_view_id="only_extra", pipeline=[])
+    assert len(saved) == 1 and saved[0]["img_path"] == "extra.png"
+
     ported = build(type="DeepLakeDetDataset", deeplake_path=str(deeplake_copy),
                    deeplake_commit_id=first,
                    deeplake_tensors=dict(img="images", gt_bboxes="boxes", gt_labels="labels"),

@@ -20,10 +20,10 @@ def _tiny_retinanet() -> dict:
     return model
 
 
-@pytest.mark.slow
-def test_runner_trains_and_validates_from_deeplake(shapes_coco, shapes_deeplake, tmp_path):
+def _config(shapes_coco: dict, shapes_deeplake, work_dir, max_iters: int = 2):
+    """Tiny RetinaNet on the Deep Lake shapes (2 persistent workers), validated with
+    CocoMetric without ann_file; its test split is the same images as the COCO folder."""
     from mmengine.config import Config
-    from mmengine.runner import Runner
 
     def loader(split: str, pipeline: list, **kwargs) -> dict:
         return dict(batch_size=2, num_workers=2, persistent_workers=True,
@@ -36,13 +36,13 @@ def test_runner_trains_and_validates_from_deeplake(shapes_coco, shapes_deeplake,
     train = load + [dict(type="RandomFlip", prob=0.5), dict(type="PackDetInputs")]
     val = load + [dict(type="PackDetInputs", meta_keys=(
         "img_id", "img_path", "ori_shape", "img_shape", "scale_factor", "instances"))]
-    cfg = Config(dict(
+    return Config(dict(
         default_scope="mmdet", custom_imports=dict(imports=["cplugins_deeplake"]),
-        work_dir=str(tmp_path / "work"), model=_tiny_retinanet(),
+        work_dir=str(work_dir), model=_tiny_retinanet(),
         train_dataloader=loader("train", train),
         val_dataloader=loader("val", val, drop_last=False),
         val_evaluator=dict(type="CocoMetric", metric="bbox", ann_file=None),
-        train_cfg=dict(type="IterBasedTrainLoop", max_iters=2, val_interval=2),
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=2),
         val_cfg=dict(type="ValLoop"),
         # the same images as a COCO folder, evaluated against its annotation file
         test_dataloader=dict(
@@ -56,7 +56,13 @@ def test_runner_trains_and_validates_from_deeplake(shapes_coco, shapes_deeplake,
         default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=2, by_epoch=False),
                            logger=dict(type="LoggerHook", interval=1)),
         env_cfg=dict(dist_cfg=dict(backend="gloo")), randomness=dict(seed=0)))
-    runner = Runner.from_cfg(cfg)
+
+
+@pytest.mark.slow
+def test_runner_trains_and_validates_from_deeplake(shapes_coco, shapes_deeplake, tmp_path):
+    from mmengine.runner import Runner
+
+    runner = Runner.from_cfg(_config(shapes_coco, shapes_deeplake, tmp_path / "work"))
     runner.train()
     assert runner.iter == 2
     loss = runner.message_hub.get_scalar("train/loss").current()
@@ -72,3 +78,14 @@ def test_runner_trains_and_validates_from_deeplake(shapes_coco, shapes_deeplake,
 
 
 COCO_KEYS = ("coco/bbox_mAP", "coco/bbox_mAP_50", "coco/bbox_mAP_75", "coco/bbox_mAP_s")
+
+
+@pytest.mark.slow
+def test_train_detector_without_validation(shapes_coco, shapes_deeplake, tmp_path):
+    from cplugins_deeplake.train import train_detector
+
+    cfg = _config(shapes_coco, shapes_deeplake, tmp_path / "work", max_iters=1)
+    runner = train_detector(cfg, distributed=False, validate=False)
+    assert runner.iter == 1 and runner.val_loop is None
+    assert not any(k.startswith("val/") for k in runner.message_hub.log_scalars)
+    assert cfg.val_dataloader is not None  # the caller's config is left as it was
