@@ -72,3 +72,67 @@ def test_convert_without_deeplake_says_what_to_install(shapes_coco, tmp_path, mo
     assert "need the deeplake package" in err and "pip install cplugins-deeplake" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def _jpeg(seed: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buf = io.BytesIO()
+    pixels = np.random.default_rng(seed).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buf, "jpeg", quality=77)
+    return buf.getvalue()
+
+
+def test_round_trip_keeps_what_coco_files_hold(tmp_path):
+    """JPEG, nested file names, an image without boxes, crowd boxes, RLE and polygons,
+    categories out of id order, float boxes, annotations not grouped by image."""
+    import cplugins_deeplake  # noqa: F401
+    from cplugins_deeplake.convert import convert
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    src = tmp_path / "src"
+    files = {"a.jpg": _jpeg(0), "sub/b.jpg": _jpeg(1), "c.jpg": _jpeg(2)}
+    for name, data in files.items():
+        (src / "images/val2017" / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / "images/val2017" / name).write_bytes(data)
+    image = dict(width=30, height=20)
+    coco = {
+        "info": {"year": 2017}, "licenses": [{"id": 1, "name": "x"}],
+        "images": [{"id": 7, "file_name": "a.jpg", "license": 1, **image},
+                   {"id": 3, "file_name": "sub/b.jpg", **image},
+                   {"id": 9, "file_name": "c.jpg", **image}],
+        "annotations": [
+            {"id": 11, "image_id": 3, "category_id": 5, "bbox": [1.123456789012345, 2, 3.5, 4],
+             "area": 14.0, "iscrowd": 0, "segmentation": [[1, 2, 3, 4, 5, 6]]},
+            {"id": 2, "image_id": 7, "category_id": 9, "bbox": [0, 0, 10, 10], "area": 100,
+             "iscrowd": 1, "segmentation": {"counts": [1, 2], "size": [20, 30]}},
+            {"id": 5, "image_id": 3, "category_id": 9, "bbox": [5, 5, 2, 2], "area": 4,
+             "iscrowd": 0}],
+        "categories": [{"id": 9, "name": "dog"},
+                       {"id": 5, "name": "cat", "supercategory": "animal"}]}
+    (src / "annotations").mkdir()
+    (src / "annotations/instances_val2017.json").write_text(json.dumps(coco))
+
+    assert convert(str(src), str(tmp_path / "dl"), progress=False) == [
+        str(tmp_path / "dl/val2017")]
+    convert(str(tmp_path / "dl"), str(tmp_path / "back"), progress=False)
+    assert json.loads((tmp_path / "back/annotations/instances_val2017.json").read_text()) == coco
+    for name, data in files.items():
+        assert (tmp_path / "back/images/val2017" / name).read_bytes() == data, name
+
+    init_default_scope("mmdet")
+    lake = DATASETS.build(dict(type="DeepLakeDetDataset", path=str(tmp_path / "dl/val2017"),
+                               pipeline=[], test_mode=True))
+    stock = DATASETS.build(dict(
+        type="CocoDataset", data_root=str(src), ann_file="annotations/instances_val2017.json",
+        data_prefix=dict(img="images/val2017/"), metainfo=dict(classes=("dog", "cat")),
+        pipeline=[], test_mode=True))
+    assert lake.metainfo["classes"] == ("dog", "cat")
+    for ours, theirs in zip(lake, stock):
+        assert ours["img_id"] == theirs["img_id"]
+        assert [(i["bbox"], i["bbox_label"], i["ignore_flag"]) for i in ours["instances"]] == \
+            [(i["bbox"], i["bbox_label"], i["ignore_flag"]) for i in theirs["instances"]]
