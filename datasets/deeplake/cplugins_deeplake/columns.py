@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from .source import DeepLakeError
 
-#: mmdet key -> Deep Lake column kind (``TypeKind`` name) that can hold it
-KINDS = {"img": "Image", "gt_bboxes": "BoundingBox", "gt_labels": "ClassLabel"}
+#: key -> Deep Lake column kind (``TypeKind`` name) that can hold it
+KINDS = {"img": "Image", "gt_bboxes": "BoundingBox", "gt_labels": "ClassLabel",
+         "gt_label": "ClassLabel"}
 REQUIRED = ("img", "gt_bboxes", "gt_labels")
 OPTIONAL = ("gt_ignore_flags",)
+#: classification (mmpretrain): one image and one label per row
+CLS_REQUIRED = ("img", "gt_label")
 #: columns the converter writes that an inference may use for ignore flags
 IGNORE_COLUMNS = ("iscrowd",)
 
@@ -20,10 +23,12 @@ def _listing(kinds: dict[str, str]) -> str:
     return ", ".join(f"{name} ({kind})" for name, kind in kinds.items())
 
 
-def resolve_tensors(data, tensors: dict | None, path: str) -> dict[str, str]:
-    """The ``{mmdet key: column}`` mapping: ``tensors`` checked, or inferred from the kinds."""
+def resolve_tensors(data, tensors: dict | None, path: str,
+                    required: tuple[str, ...] = REQUIRED) -> dict[str, str]:
+    """The ``{key: column}`` mapping: ``tensors`` checked, or inferred from the kinds."""
     kinds = column_kinds(data)
-    allowed = REQUIRED + OPTIONAL + ("gt_masks",)
+    detection = required == REQUIRED
+    allowed = REQUIRED + OPTIONAL + ("gt_masks",) if detection else required
     if tensors:
         unknown = [k for k in tensors if k not in allowed]
         if unknown:
@@ -41,7 +46,7 @@ def resolve_tensors(data, tensors: dict | None, path: str) -> dict[str, str]:
         mapping = dict(tensors)
     else:
         mapping = {}
-    for key in REQUIRED:
+    for key in required:
         if key in mapping:
             continue
         found = [name for name, kind in kinds.items() if kind == KINDS[key]]
@@ -52,7 +57,7 @@ def resolve_tensors(data, tensors: dict | None, path: str) -> dict[str, str]:
                 f"{KINDS[key]}; pass tensors=dict({key}='COLUMN', ...); its columns: "
                 f"{_listing(kinds)}")
         mapping[key] = found[0]
-    if "gt_ignore_flags" not in mapping:
+    if detection and "gt_ignore_flags" not in mapping:
         ignore = [c for c in IGNORE_COLUMNS if c in kinds]
         if ignore:
             mapping["gt_ignore_flags"] = ignore[0]

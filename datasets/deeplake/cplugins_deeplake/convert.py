@@ -41,8 +41,9 @@ def coco_splits(root: str) -> dict[str, tuple[str, str]]:
     files = sorted(f for f in os.listdir(ann_dir) if f.endswith(".json")) \
         if osp.isdir(ann_dir) else []
     if not files:
-        raise ConvertError(f"{root!r} is neither a COCO folder (no annotations/*.json) nor a "
-                           f"Deep Lake dataset or a folder of them")
+        raise ConvertError(f"{root!r} is neither a COCO folder (no annotations/*.json), an "
+                           f"image-folder set (<split>/<class>/*) nor a Deep Lake dataset or "
+                           f"a folder of them")
     splits = {}
     for name in files:
         split = name[:-len(".json")].removeprefix("instances_")
@@ -243,19 +244,110 @@ def deeplake_to_coco(src: str, dst: str, progress: bool = True) -> list[str]:
     return written
 
 
+# --- image folders (classification) <-> Deep Lake -------------------------------------------
+def folder_splits(root: str) -> dict[str, str]:
+    """``{split: folder}`` of an image-folder classification set (``<split>/<class>/*``)."""
+    if not osp.isdir(root) or osp.isdir(osp.join(root, "annotations")):
+        return {}
+    found = {}
+    for split in sorted(os.listdir(root)):
+        folder = osp.join(root, split)
+        children = sorted(os.listdir(folder)) if osp.isdir(folder) else []
+        if children and all(osp.isdir(osp.join(folder, c)) for c in children) and any(
+                os.listdir(osp.join(folder, c)) for c in children):
+            found[split] = folder
+    return found
+
+
+def folder_to_deeplake(src: str, dst: str, progress: bool = True) -> list[str]:
+    """Each ``src/<split>/<class>/<file>`` set becomes ``dst/<split>``: the image bytes, a
+    ``ClassLabel`` (class names: the sorted class folders) and ``file_name`` ``<class>/<file>``."""
+    deeplake = import_deeplake()
+    types = deeplake.types
+    splits = folder_splits(src)
+    existing = [osp.join(dst, s) for s in splits if osp.exists(osp.join(dst, s))]
+    if existing:
+        raise ConvertError(f"{existing[0]} exists already; choose an empty DST (nothing written)")
+    plans = {}
+    for split, folder in splits.items():
+        classes = sorted(os.listdir(folder))
+        files = [(label, f"{name}/{f}") for label, name in enumerate(classes)
+                 for f in sorted(os.listdir(osp.join(folder, name)))]
+        kinds = {_COMPRESSION.get(osp.splitext(f)[1].lower()) for _, f in files}
+        if None in kinds or len(kinds) != 1:
+            raise ConvertError(f"{folder}: images must all be PNG or all JPEG to be stored "
+                               f"unchanged; found {sorted({osp.splitext(f)[1] for _, f in files})}")
+        plans[split] = (classes, files, kinds.pop())
+    written = []
+    for split, (classes, files, compression) in plans.items():
+        ds = deeplake.create("file://" + osp.abspath(osp.join(dst, split)))
+        ds.add_column("images", types.Image(dtype="uint8", sample_compression=compression))
+        ds.add_column("labels", types.ClassLabel("uint32"))
+        ds.add_column("file_name", types.Text())
+        ds["labels"].metadata["class_names"] = classes
+        ds.metadata["image_folder"] = {"split": split}
+        for start in tqdm(range(0, len(files), _BATCH), desc=f"{split} -> deeplake",
+                          disable=not progress):
+            batch = files[start:start + _BATCH]
+            images = []
+            for _, name in batch:
+                with open(osp.join(splits[split], name), "rb") as f:
+                    images.append(f.read())
+            ds.append({"images": images, "labels": [label for label, _ in batch],
+                       "file_name": [name for _, name in batch]})
+        ds.commit(f"cplugins data convert: image folder {osp.abspath(splits[split])}/ "
+                  f"({len(files)} images, {len(classes)} classes)")
+        written.append(osp.join(dst, split))
+    return written
+
+
+def deeplake_to_folder(src: str, dst: str, progress: bool = True) -> list[str]:
+    """Write Deep Lake classification datasets back as ``dst/<split>/<class>/<file>``."""
+    deeplake = import_deeplake()
+    written = []
+    for split, path in deeplake_splits(src).items():
+        ds = deeplake.open_read_only("file://" + osp.abspath(path))
+        target = osp.join(dst, split)
+        if osp.exists(target):
+            raise ConvertError(f"{target} exists already; choose an empty DST (nothing written)")
+        for name in ds["labels"].metadata["class_names"]:  # empty classes stay
+            os.makedirs(osp.join(target, name), exist_ok=True)
+        names = _column(ds, "file_name")
+        for row in tqdm(range(len(ds)), desc=f"{split} -> folder", disable=not progress):
+            with open(osp.join(target, str(names[row])), "wb") as f:
+                f.write(bytes(ds["images"].get_bytes(row)))
+        written.append(target)
+    return written
+
+
+def _written_as(src: str) -> str:
+    """``coco`` or ``folder``: what the Deep Lake datasets of ``src`` were converted from."""
+    deeplake = import_deeplake()
+    kinds = set()
+    for path in deeplake_splits(src).values():
+        keys = deeplake.open_read_only("file://" + osp.abspath(path)).metadata.keys()
+        kinds.add("coco" if "coco" in keys else "folder" if "image_folder" in keys else "?")
+    if len(kinds) != 1 or "?" in kinds:
+        raise ConvertError(f"{src!r}: pass --to coco or --to folder (the datasets do not say "
+                           f"what they were converted from)")
+    return kinds.pop()
+
+
 def convert(src: str, dst: str, to: str | None = None, progress: bool = True) -> list[str]:
     """Convert ``src`` (format detected) to ``to`` (default: the other format)."""
     if not osp.isdir(src):
         raise ConvertError(f"{src!r}: no such directory")
     source_is_deeplake = bool(deeplake_splits(src))
-    to = to or ("coco" if source_is_deeplake else "deeplake")
-    if to == "coco":
+    to = to or (_written_as(src) if source_is_deeplake else "deeplake")
+    if to in ("coco", "folder"):
         if not source_is_deeplake:
-            raise ConvertError(f"--to coco: {src!r} is not a Deep Lake dataset nor a folder "
+            raise ConvertError(f"--to {to}: {src!r} is not a Deep Lake dataset nor a folder "
                                f"of them")
-        return deeplake_to_coco(src, dst, progress)
+        return (deeplake_to_coco if to == "coco" else deeplake_to_folder)(src, dst, progress)
     if to == "deeplake":
         if source_is_deeplake:
             raise ConvertError(f"--to deeplake: {src!r} is a Deep Lake dataset already")
+        if folder_splits(src):
+            return folder_to_deeplake(src, dst, progress)
         return coco_to_deeplake(src, dst, progress)
-    raise ConvertError(f"--to {to!r}: allowed: deeplake, coco")
+    raise ConvertError(f"--to {to!r}: allowed: deeplake, coco, folder")

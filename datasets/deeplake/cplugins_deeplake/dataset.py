@@ -24,18 +24,18 @@ BOX_TYPES = ("pixel", "fractional")
 _CHUNK = 256
 
 
-def _take_aliases(kwargs: dict, given: dict) -> None:
+def _take_aliases(kwargs: dict, given: dict, owner: str = "DeepLakeDetDataset") -> None:
     for alias, name in ALIASES.items():
         if alias not in kwargs:
             continue
         value = kwargs.pop(alias)
         if given.get(name) is not None:
-            raise DeepLakeError(f"DeepLakeDetDataset: {alias} and {name} are the same setting; "
+            raise DeepLakeError(f"{owner}: {alias} and {name} are the same setting; "
                                 f"give one of them")
         given[name] = value
     creds = given.get("creds")
     if isinstance(creds, dict) and ({"username", "password"} & set(creds)):
-        raise DeepLakeError("DeepLakeDetDataset: deeplake_credentials username/password is a "
+        raise DeepLakeError(f"{owner}: deeplake_credentials username/password is a "
                             "Deep Lake 3 login; deeplake 4 takes token= (and creds= for "
                             "cloud storage)")
     if isinstance(creds, dict) and ("token" in creds or "creds" in creds):

@@ -7,8 +7,10 @@ def cplugins_modules() -> list[ModuleSpec]:
     return [
         ModuleSpec("DeepLakeDetDataset", "cplugins_deeplake.dataset:DeepLakeDetDataset",
                    "mmdet::dataset"),
+        ModuleSpec("DeepLakeClsDataset", "cplugins_deeplake.cls_dataset:DeepLakeClsDataset",
+                   "mmpretrain::dataset"),
         ModuleSpec("LoadImageFromDeepLake", "cplugins_deeplake.transforms:LoadImageFromDeepLake",
-                   "mmdet::transform"),
+                   ("mmdet::transform", "mmpretrain::transform")),
     ]
 
 

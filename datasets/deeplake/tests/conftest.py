@@ -10,6 +10,18 @@ import pytest
 import cplugins  # noqa: F401  (before mmdet: arms the compat fixes)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread (as necks/augfpn's tests): tiny tensors run as fast, and on a
+    shared 2-core machine two threads were several times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shapes_coco(tmp_path_factory) -> dict:
     """4 train / 2 val synthetic shapes images of 64x96 as a COCO folder."""

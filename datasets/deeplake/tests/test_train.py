@@ -40,7 +40,8 @@ def _config(shapes_coco: dict, shapes_deeplake, work_dir, max_iters: int = 2):
         default_scope="mmdet", custom_imports=dict(imports=["cplugins_deeplake"]),
         work_dir=str(work_dir), model=_tiny_retinanet(),
         train_dataloader=loader("train", train),
-        val_dataloader=loader("val", val, drop_last=False),
+        val_dataloader=dict(loader("val", val, drop_last=False), num_workers=0,
+                            persistent_workers=False),
         val_evaluator=dict(type="CocoMetric", metric="bbox", ann_file=None),
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=max_iters, val_interval=2),
         val_cfg=dict(type="ValLoop"),
@@ -85,6 +86,7 @@ def test_train_detector_without_validation(shapes_coco, shapes_deeplake, tmp_pat
     from cplugins_deeplake.train import train_detector
 
     cfg = _config(shapes_coco, shapes_deeplake, tmp_path / "work", max_iters=1)
+    cfg.train_dataloader.update(num_workers=0, persistent_workers=False)  # workers: above
     runner = train_detector(cfg, distributed=False, validate=False)
     assert runner.iter == 1 and runner.val_loop is None
     assert not any(k.startswith("val/") for k in runner.message_hub.log_scalars)

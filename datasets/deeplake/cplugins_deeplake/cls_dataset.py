@@ -1,0 +1,76 @@
+"""``DeepLakeClsDataset``: an mmpretrain classification dataset read from Deep Lake 4
+(one image and one ``ClassLabel`` per row)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from mmpretrain.datasets import BaseDataset
+
+from .columns import CLS_REQUIRED, resolve_tensors
+from .dataset import _column, _take_aliases
+from .source import DeepLakeError, Source, open_source, pin
+
+
+class DeepLakeClsDataset(BaseDataset):
+    """Classification dataset of a Deep Lake 4 dataset; images are decoded per sample by
+    ``LoadImageFromDeepLake``.
+
+    Args: ``path``, ``version``, ``query``, ``view``, ``creds``, ``token`` and the
+    ``deeplake_*`` aliases as ``DeepLakeDetDataset``; ``tensors``: ``{img, gt_label: column}``
+    (inferred from the ``Image`` and ``ClassLabel`` kinds when omitted); other arguments:
+    mmpretrain's ``BaseDataset`` (``pipeline``, ``test_mode``, ``metainfo``...).
+    """
+
+    def __init__(self, path: str | None = None, version: str | None = None,
+                 query: str | None = None, view: str | None = None,
+                 tensors: dict | None = None, creds: dict | None = None,
+                 token: str | None = None, **kwargs: Any) -> None:
+        given = dict(path=path, version=version, view=view, tensors=tensors, creds=creds,
+                     token=token)
+        _take_aliases(kwargs, given, "DeepLakeClsDataset")
+        if not given["path"]:
+            raise DeepLakeError("DeepLakeClsDataset: path (or deeplake_path) is required: "
+                                "the Deep Lake dataset to read")
+        self.source = pin(Source(path=str(given["path"]), version=given["version"],
+                                 query=query, view=given["view"], creds=given["creds"],
+                                 token=given["token"]))
+        self._data = open_source(self.source)
+        if len(self._data) == 0:
+            raise DeepLakeError(f"{self.source.path!r}: no rows to read (an empty dataset, or "
+                                f"a query that selects none)")
+        self.tensors = resolve_tensors(self._data, given["tensors"], self.source.path,
+                                       CLS_REQUIRED)
+        column = self._data[self.tensors["gt_label"]]
+        if "class_names" not in column.metadata.keys():
+            raise DeepLakeError(f"{self.source.path!r}: column {column.name!r} has no "
+                                f"metadata['class_names']")
+        metainfo = dict(kwargs.pop("metainfo", None) or {})
+        metainfo["classes"] = tuple(column.metadata["class_names"])
+        super().__init__(ann_file="", metainfo=metainfo, **kwargs)
+
+    def load_data_list(self) -> list[dict]:
+        if self._data is None:  # unpickled before full_init (lazy_init=True)
+            self._data = open_source(self.source)
+        data, t, path = self._data, self.tensors, self.source.path
+        names = {c.name for c in data.schema.columns}
+        labels = _column(data, t["gt_label"])
+        files = _column(data, "file_name") if "file_name" in names else None
+        num_classes = len(self.metainfo["classes"])
+        data_list = []
+        for row in range(len(data)):
+            label = np.asarray(labels[row]).reshape(-1)
+            if label.size != 1 or not 0 <= int(label[0]) < num_classes:
+                raise DeepLakeError(
+                    f"{path!r} row {row}: column {t['gt_label']!r} holds {label.tolist()}; "
+                    f"expected one class id in 0..{num_classes - 1}")
+            data_list.append(dict(
+                img_path=str(files[row]) if files is not None else f"{path}[{row}]",
+                gt_label=int(label[0]), deeplake_source=self.source, deeplake_row=row,
+                deeplake_column=t["img"]))
+        return data_list
+
+    def __getstate__(self) -> dict:  # the opened dataset is not sent to workers
+        state = self.__dict__.copy()
+        state["_data"] = None
+        return state
