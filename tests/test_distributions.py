@@ -24,7 +24,9 @@ EXPECTED = {  # distribution -> {module: registries} (at least these)
                            "EmbedNormClassifier": {"mmpretrain::model"}},
     "cplugins-f1loss": {"SoftF1Loss": {"mmpretrain::model", "mmdet::model"}},
     "cplugins-deeplake": {"DeepLakeDetDataset": {"mmdet::dataset"},
-                          "LoadImageFromDeepLake": {"mmdet::transform"}},
+                          "DeepLakeClsDataset": {"mmpretrain::dataset"},
+                          "LoadImageFromDeepLake": {"mmdet::transform",
+                                                    "mmpretrain::transform"}},
 }
 #: installed without their dependencies (deeplake: a 46 MB wheel with numpy, in the venv)
 NO_DEPS = ("cplugins-deeplake",)
