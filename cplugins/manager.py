@@ -314,12 +314,15 @@ class PluginManager:
         ref = registration.registry
         if not registries.scope_installed(ref):
             return
+        registration.status, registration.reason = "failed", message
         registry = registries.resolve(ref)
-        registry.import_from_location()
+        try:
+            registry.import_from_location()  # a stand-in must not take a stock module's name
+        except Exception:  # the stock modules cannot be imported here: nothing to stand in for
+            return
         if registration.spec.name not in registry.module_dict:
             registry.register_module(name=registration.spec.name,
                                      module=_stand_in(registration.spec.name, message, error))
-        registration.status, registration.reason = "failed", message
 
     def _register(self, record: PluginRecord, registration: Registration) -> None:
         from cplugins import registries
@@ -330,8 +333,10 @@ class PluginManager:
             registration.reason = f"{ref.package} is not installed"
             return
         registry = registries.resolve(ref)
-        registry.import_from_location()  # stock modules first, so clashes with them show
         try:
+            # stock modules first, so clashes with them show; where they cannot be imported
+            # (mmcv without its compiled ops, say) the target would not import either
+            registry.import_from_location()
             cls = import_target(spec.target)
         except Exception as exc:
             registration.status = "failed"
