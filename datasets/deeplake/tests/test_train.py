@@ -91,3 +91,22 @@ def test_train_detector_without_validation(shapes_coco, shapes_deeplake, tmp_pat
     assert runner.iter == 1 and runner.val_loop is None
     assert not any(k.startswith("val/") for k in runner.message_hub.log_scalars)
     assert cfg.val_dataloader is not None  # the caller's config is left as it was
+
+
+def test_tools_train_reports_a_bad_dataset_in_one_line(shapes_coco, shapes_deeplake,
+                                                        tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    cfg = _config(shapes_coco, shapes_deeplake, tmp_path / "work")
+    cfg.train_dataloader.dataset.path = str(tmp_path / "missing")
+    cfg.dump(str(tmp_path / "bad.py"))
+    result = subprocess.run([sys.executable, str(repo / "tools/train.py"), str(tmp_path / "bad.py"),
+                             "--no-progress"], capture_output=True, text=True, timeout=300,
+                            cwd=repo)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"error: {str(tmp_path / 'missing')!r} is not a Deep Lake dataset")
