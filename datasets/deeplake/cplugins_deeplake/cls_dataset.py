@@ -2,6 +2,7 @@
 (one image and one ``ClassLabel`` per row)."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,10 @@ class DeepLakeClsDataset(BaseDataset):
         if not given["path"]:
             raise DeepLakeError("DeepLakeClsDataset: path (or deeplake_path) is required: "
                                 "the Deep Lake dataset to read")
-        self.source = pin(Source(path=str(given["path"]), version=given["version"],
+        path = str(given["path"])
+        if kwargs.get("data_root") and "://" not in path and not os.path.isabs(path):
+            path = os.path.join(kwargs["data_root"], path)  # as BaseDataset joins ann_file
+        self.source = pin(Source(path=path, version=given["version"],
                                  query=query, view=given["view"], creds=given["creds"],
                                  token=given["token"]))
         self._data = open_source(self.source)

@@ -7,6 +7,7 @@ process, as column slices; images stay in Deep Lake and are decoded per sample b
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 import numpy as np
@@ -129,7 +130,10 @@ class DeepLakeDetDataset(BaseDetDataset):
         if not given["path"]:
             raise DeepLakeError("DeepLakeDetDataset: path (or deeplake_path) is required: "
                                 "the Deep Lake dataset to read")
-        self.source = pin(Source(path=str(given["path"]), version=given["version"],
+        path = str(given["path"])
+        if kwargs.get("data_root") and "://" not in path and not os.path.isabs(path):
+            path = os.path.join(kwargs["data_root"], path)  # as BaseDataset joins ann_file
+        self.source = pin(Source(path=path, version=given["version"],
                                  query=query, view=given["view"], creds=given["creds"],
                                  token=given["token"]))
         self._data = open_source(self.source)

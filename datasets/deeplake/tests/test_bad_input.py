@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -69,6 +70,9 @@ def test_good_dataset_builds(good):  # the baseline the errors below differ from
     assert dataset[0]["instances"] == [dict(bbox=[1.0, 1.0, 5.0, 5.0], bbox_label=2,
                                             ignore_flag=0)]
     assert (dataset[0]["width"], dataset[0]["height"]) == (10, 8)
+    relative = DATASETS.build(dict(type="DeepLakeDetDataset", data_root=os.path.dirname(good),
+                                   path="ds", pipeline=[]))  # joined like ann_file
+    assert relative[0]["instances"] == dataset[0]["instances"]
 
 
 def test_not_a_dataset(build_error, tmp_path):
