@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         use_amp(cfg)
     from cplugins.data.check import DataCheckError, check_training_data
-    from cplugins.errors import PluginLockError
+    from cplugins.errors import CPluginsError, PluginLockError
     from cplugins.lock import check_checkpoint_plugins
     from cplugins.training.errors import (
         CheckpointFileError,
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
                              strict=bool(resume_from) and not args.allow_partial)
             del checkpoint
             runner.train()
-        except (TrainingError, CheckpointMismatchError) as exc:
+        except (TrainingError, CheckpointMismatchError, CPluginsError) as exc:
+            # CPluginsError: e.g. a plugin dataset's bad input (built when training starts)
             raise SystemExit(f"error: {exc}") from None
     return dict(runner.message_hub.log_scalars)
 
