@@ -10,6 +10,8 @@ CONSTRAINTS := requirements/constraints.txt
 PLUGINS := necks/augfpn $(sort $(dir $(wildcard backbones/*/pyproject.toml heads/*/pyproject.toml losses/*/pyproject.toml datasets/*/pyproject.toml)))
 STAMP  := $(VENV)/.cplugins-installed
 NPROC  := $(shell nproc 2>/dev/null || echo 2)
+# pytest-xdist workers for `make test` (whole files per worker; at most 4: each holds a stack)
+TEST_WORKERS ?= $(shell n=$(NPROC); [ $$n -gt 4 ] && n=4; echo $$n)
 
 .PHONY: install demo test lint wheels clean
 
@@ -39,7 +41,7 @@ demo: $(STAMP)
 
 # pytest exits 5 when it collected no test: that means the suite is broken, say so.
 test: $(STAMP)
-	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)"; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
