@@ -2,15 +2,14 @@
 (one image and one ``ClassLabel`` per row)."""
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
 from mmpretrain.datasets import BaseDataset
 
 from .columns import CLS_REQUIRED, resolve_tensors
-from .dataset import _column, _take_aliases
-from .source import DeepLakeError, Source, open_source, pin
+from .dataset import _column, open_configured
+from .source import DeepLakeError, open_source
 
 
 class DeepLakeClsDataset(BaseDataset):
@@ -29,20 +28,7 @@ class DeepLakeClsDataset(BaseDataset):
                  token: str | None = None, **kwargs: Any) -> None:
         given = dict(path=path, version=version, view=view, tensors=tensors, creds=creds,
                      token=token)
-        _take_aliases(kwargs, given, "DeepLakeClsDataset")
-        if not given["path"]:
-            raise DeepLakeError("DeepLakeClsDataset: path (or deeplake_path) is required: "
-                                "the Deep Lake dataset to read")
-        path = str(given["path"])
-        if kwargs.get("data_root") and "://" not in path and not os.path.isabs(path):
-            path = os.path.join(kwargs["data_root"], path)  # as BaseDataset joins ann_file
-        self.source = pin(Source(path=path, version=given["version"],
-                                 query=query, view=given["view"], creds=given["creds"],
-                                 token=given["token"]))
-        self._data = open_source(self.source)
-        if len(self._data) == 0:
-            raise DeepLakeError(f"{self.source.path!r}: no rows to read (an empty dataset, or "
-                                f"a query that selects none)")
+        self.source, self._data = open_configured("DeepLakeClsDataset", given, query, kwargs)
         self.tensors = resolve_tensors(self._data, given["tensors"], self.source.path,
                                        CLS_REQUIRED)
         column = self._data[self.tensors["gt_label"]]

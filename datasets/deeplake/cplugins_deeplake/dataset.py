@@ -96,6 +96,34 @@ def _column(data, name: str) -> list:
             for value in data[name][start:min(start + _CHUNK, len(data))]]
 
 
+def open_configured(owner: str, given: dict, query: str | None, kwargs: dict
+                    ) -> tuple[Source, Any]:
+    """The pinned :class:`Source` and the opened rows a dataset class's arguments name.
+
+    ``given``: ``path``, ``version``, ``view``, ``tensors``, ``creds``, ``token`` (the
+    ``deeplake_*`` aliases in ``kwargs`` are taken out into it); a relative ``path`` is joined
+    to ``kwargs['data_root']`` as ``BaseDataset`` joins ``ann_file``.
+    """
+    _take_aliases(kwargs, given, owner)
+    if given["view"] is not None and given["version"] is not None:
+        raise DeepLakeError(f"{owner}: give version or view, not both (a saved "
+                            "view is already a version of the data)")
+    if not given["path"]:
+        raise DeepLakeError(f"{owner}: path (or deeplake_path) is required: "
+                            "the Deep Lake dataset to read")
+    path = str(given["path"])
+    if kwargs.get("data_root") and "://" not in path and not os.path.isabs(path):
+        path = os.path.join(kwargs["data_root"], path)
+    source = pin(Source(path=path, version=given["version"], query=query,
+                        view=given["view"], creds=given["creds"], token=given["token"]))
+    data = open_source(source)
+    if len(data) == 0:
+        where = source.path + (f"[{query!r}]" if query else "")
+        raise DeepLakeError(f"{where!r}: no rows to read (an empty dataset, or a query "
+                            f"that selects none)")
+    return source, data
+
+
 class DeepLakeDetDataset(BaseDetDataset):
     """Detection dataset of a Deep Lake 4 dataset (local path or ``file://``; remote URLs get
     ``creds``/``token`` passed through).
@@ -120,27 +148,10 @@ class DeepLakeDetDataset(BaseDetDataset):
                  bbox_type: str | None = None, **kwargs: Any) -> None:
         given = dict(path=path, version=version, view=view, tensors=tensors, creds=creds,
                      token=token)
-        _take_aliases(kwargs, given)
         if kwargs.pop("ann_file", None):
             raise DeepLakeError("DeepLakeDetDataset: ann_file is not used (annotations come "
                                 "from the Deep Lake dataset); remove it")
-        if given["view"] is not None and given["version"] is not None:
-            raise DeepLakeError("DeepLakeDetDataset: give version or view, not both (a saved "
-                                "view is already a version of the data)")
-        if not given["path"]:
-            raise DeepLakeError("DeepLakeDetDataset: path (or deeplake_path) is required: "
-                                "the Deep Lake dataset to read")
-        path = str(given["path"])
-        if kwargs.get("data_root") and "://" not in path and not os.path.isabs(path):
-            path = os.path.join(kwargs["data_root"], path)  # as BaseDataset joins ann_file
-        self.source = pin(Source(path=path, version=given["version"],
-                                 query=query, view=given["view"], creds=given["creds"],
-                                 token=given["token"]))
-        self._data = open_source(self.source)
-        where = self.source.path + (f"[{query!r}]" if query else "")
-        if len(self._data) == 0:
-            raise DeepLakeError(f"{where!r}: no rows to read (an empty dataset, or a query "
-                                f"that selects none)")
+        self.source, self._data = open_configured("DeepLakeDetDataset", given, query, kwargs)
         self.tensors = resolve_tensors(self._data, given["tensors"], self.source.path)
         self.box_format = box_format(self._data[self.tensors["gt_bboxes"]], bbox_format,
                                      bbox_type, self.source.path)
