@@ -25,8 +25,10 @@ EXPECTED = {  # distribution -> {module: registries} (at least these)
     "cplugins-f1loss": {"SoftF1Loss": {"mmpretrain::model", "mmdet::model"}},
     "cplugins-deeplake": {"DeepLakeDetDataset": {"mmdet::dataset"},
                           "DeepLakeClsDataset": {"mmpretrain::dataset"},
-                          "LoadImageFromDeepLake": {"mmdet::transform",
-                                                    "mmpretrain::transform"}},
+                          "DeepLakeSegDataset": {"mmseg::dataset"},
+                          "LoadImageFromDeepLake": {"mmdet::transform", "mmpretrain::transform",
+                                                    "mmseg::transform"},
+                          "LoadAnnotationsFromDeepLake": {"mmseg::transform"}},
 }
 #: installed without their dependencies (deeplake: a 46 MB wheel with numpy, in the venv)
 NO_DEPS = ("cplugins-deeplake",)

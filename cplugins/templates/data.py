@@ -224,19 +224,29 @@ def _segmentation(root: str) -> DataInfo:
                     extra=dict(img_suffix=img_suffix))
 
 
-def _segmentation_classes(root: str) -> tuple[tuple[str, ...], list[list[int]] | None]:
+def declared_segmentation_classes(root: str
+                                  ) -> tuple[tuple[str, ...] | None, list[list[int]] | None]:
+    """``(classes, palette)`` an mmseg folder declares: ``classes.txt`` (one name a line;
+    no palette) or a cplugins synthetic-data manifest; ``(None, None)`` when neither."""
     listing = osp.join(root, "classes.txt")
     if osp.isfile(listing):
         with open(listing) as f:
-            names = tuple(line.strip() for line in f if line.strip())
-        if len(names) < 2:
-            raise DataError(f"--data: {listing} must name at least 2 classes (one a line)")
-        return names, None
+            return tuple(line.strip() for line in f if line.strip()), None
     manifest = osp.join(root, "cplugins_dataset.json")
     if osp.isfile(manifest):
         with open(manifest) as f:
             if json.load(f).get("params", {}).get("kind") == "segmentation":
-                return ("background",) + _SHAPES, _SEG_PALETTE
+                return ("background",) + _SHAPES, [list(p) for p in _SEG_PALETTE]
+    return None, None
+
+
+def _segmentation_classes(root: str) -> tuple[tuple[str, ...], list[list[int]] | None]:
+    names, palette = declared_segmentation_classes(root)
+    if names is not None:
+        if len(names) < 2:
+            raise DataError(f"--data: {osp.join(root, 'classes.txt')} must name at least 2 "
+                            f"classes (one a line)")
+        return names, palette
     import numpy as np
     from PIL import Image
 

@@ -8,11 +8,11 @@ import numpy as np
 from mmpretrain.datasets import BaseDataset
 
 from .columns import CLS_REQUIRED, resolve_tensors
-from .dataset import _column, open_configured
-from .source import DeepLakeError, open_source
+from .dataset import DeepLakeRows, _column, open_configured
+from .source import DeepLakeError
 
 
-class DeepLakeClsDataset(BaseDataset):
+class DeepLakeClsDataset(DeepLakeRows, BaseDataset):
     """Classification dataset of a Deep Lake 4 dataset; images are decoded per sample by
     ``LoadImageFromDeepLake``.
 
@@ -40,9 +40,7 @@ class DeepLakeClsDataset(BaseDataset):
         super().__init__(ann_file="", metainfo=metainfo, **kwargs)
 
     def load_data_list(self) -> list[dict]:
-        if self._data is None:  # unpickled before full_init (lazy_init=True)
-            self._data = open_source(self.source)
-        data, t, path = self._data, self.tensors, self.source.path
+        data, t, path = self.rows(), self.tensors, self.source.path
         names = {c.name for c in data.schema.columns}
         labels = _column(data, t["gt_label"])
         files = _column(data, "file_name") if "file_name" in names else None
@@ -59,8 +57,3 @@ class DeepLakeClsDataset(BaseDataset):
                 gt_label=int(label[0]), deeplake_source=self.source, deeplake_row=row,
                 deeplake_column=t["img"]))
         return data_list
-
-    def __getstate__(self) -> dict:  # the opened dataset is not sent to workers
-        state = self.__dict__.copy()
-        state["_data"] = None
-        return state

@@ -5,11 +5,13 @@ from .source import DeepLakeError
 
 #: key -> Deep Lake column kind (``TypeKind`` name) that can hold it
 KINDS = {"img": "Image", "gt_bboxes": "BoundingBox", "gt_labels": "ClassLabel",
-         "gt_label": "ClassLabel"}
+         "gt_label": "ClassLabel", "gt_seg_map": "SegmentMask"}
 REQUIRED = ("img", "gt_bboxes", "gt_labels")
 OPTIONAL = ("gt_ignore_flags",)
 #: classification (mmpretrain): one image and one label per row
 CLS_REQUIRED = ("img", "gt_label")
+#: semantic segmentation (mmseg): one image and one label map (``SegmentMask``) per row
+SEG_REQUIRED = ("img", "gt_seg_map")
 #: columns the converter writes that an inference may use for ignore flags
 IGNORE_COLUMNS = ("iscrowd",)
 

@@ -1,4 +1,5 @@
-"""COCO folders <-> Deep Lake datasets, lossless (``cplugins data convert SRC DST``).
+"""COCO folders, image-folder sets and mmseg sets <-> Deep Lake datasets, lossless
+(``cplugins data convert SRC DST``).
 
 One Deep Lake dataset per split at ``DST/<split>`` (``annotations/instances_<split>.json``).
 Each image row stores the original encoded bytes (no re-encoding), its file name, COCO image
@@ -10,6 +11,7 @@ records the source.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import os.path as osp
@@ -42,8 +44,8 @@ def coco_splits(root: str) -> dict[str, tuple[str, str]]:
         if osp.isdir(ann_dir) else []
     if not files:
         raise ConvertError(f"{root!r} is neither a COCO folder (no annotations/*.json), an "
-                           f"image-folder set (<split>/<class>/*) nor a Deep Lake dataset or "
-                           f"a folder of them")
+                           f"image-folder set (<split>/<class>/*), an mmseg set (img_dir/ and "
+                           f"ann_dir/) nor a Deep Lake dataset or a folder of them")
     splits = {}
     for name in files:
         split = name[:-len(".json")].removeprefix("instances_")
@@ -320,16 +322,181 @@ def deeplake_to_folder(src: str, dst: str, progress: bool = True) -> list[str]:
     return written
 
 
+# --- mmseg img_dir / ann_dir (semantic segmentation) <-> Deep Lake ---------------------------
+_SEG_DIRS = ("img_dir", "ann_dir")
+
+
+def is_mmseg(root: str) -> bool:
+    """``root`` has mmseg's ``img_dir/`` and ``ann_dir/`` folders."""
+    return all(osp.isdir(osp.join(root, d)) for d in _SEG_DIRS)
+
+
+def _files_under(folder: str) -> list[str]:
+    """Every file under ``folder``, as sorted ``/``-separated relative paths."""
+    return sorted(osp.relpath(osp.join(top, name), folder).replace(os.sep, "/")
+                  for top, _, names in os.walk(folder) for name in names)
+
+
+def mmseg_pairs(root: str) -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """``{split: (compression, [(image, label map), ...])}`` of an mmseg folder: the image
+    ``img_dir/<split>/x.<ext>`` pairs with ``ann_dir/<split>/x.png``; raises on anything that
+    would not come back (an unpaired file, mixed image formats, a loose file)."""
+    found = {}
+    for sub in _SEG_DIRS:
+        entries = sorted(os.listdir(osp.join(root, sub)))
+        loose = [e for e in entries if not osp.isdir(osp.join(root, sub, e))]
+        if loose:
+            raise ConvertError(f"{root!r}: {sub}/{loose[0]} is not in a split folder; an mmseg "
+                               f"set keeps files in {sub}/<split>/ (nothing written)")
+        found[sub] = entries
+    if found["img_dir"] != found["ann_dir"] or not found["img_dir"]:
+        raise ConvertError(f"{root!r}: img_dir/ and ann_dir/ must hold the same split folders; "
+                           f"found img_dir: {', '.join(found['img_dir']) or 'none'}, ann_dir: "
+                           f"{', '.join(found['ann_dir']) or 'none'}")
+    splits = {}
+    for split in found["img_dir"]:
+        images = _files_under(osp.join(root, "img_dir", split))
+        maps = _files_under(osp.join(root, "ann_dir", split))
+        not_png = [m for m in maps if not m.lower().endswith(".png")]
+        if not_png:
+            raise ConvertError(f"{root!r}: ann_dir/{split}/{not_png[0]} is not a PNG label map")
+        map_of = {osp.splitext(m)[0]: m for m in maps}
+        paired = {map_of.get(osp.splitext(i)[0]) for i in images}
+        unpaired = ([f"img_dir/{split}/{i}" for i in images if osp.splitext(i)[0] not in map_of]
+                    + [f"ann_dir/{split}/{m}" for m in maps if m not in paired])
+        if unpaired or not images:
+            raise ConvertError(f"{root!r}: {unpaired[0] if unpaired else f'img_dir/{split}/'} "
+                               f"has no pair; each img_dir/{split}/x.<ext> needs "
+                               f"ann_dir/{split}/x.png ({len(unpaired)} unpaired)")
+        kinds = {_COMPRESSION.get(osp.splitext(i)[1].lower()) for i in images}
+        if None in kinds or len(kinds) != 1:
+            raise ConvertError(f"{root!r}: img_dir/{split}/ images must all be PNG or all JPEG "
+                               f"to be stored unchanged; found "
+                               f"{sorted({osp.splitext(i)[1] for i in images})}")
+        splits[split] = (kinds.pop(), [(i, map_of[osp.splitext(i)[0]]) for i in images])
+    return splits
+
+
+def _top_level_files(root: str) -> dict[str, str]:
+    """``{name: base64 content}`` of the files beside ``img_dir/`` and ``ann_dir/``
+    (``classes.txt``, a manifest...); raises on other folders."""
+    files = {}
+    for name in sorted(os.listdir(root)):
+        path = osp.join(root, name)
+        if name in _SEG_DIRS:
+            continue
+        if not osp.isfile(path):
+            raise ConvertError(f"{root!r}: {name}/ is neither img_dir/ nor ann_dir/ and would "
+                               f"not be converted (nothing written)")
+        with open(path, "rb") as f:
+            files[name] = base64.b64encode(f.read()).decode("ascii")
+    return files
+
+
+def mmseg_to_deeplake(src: str, dst: str, progress: bool = True) -> list[str]:
+    """Each split of the mmseg folder ``src`` becomes ``dst/<split>``: the image bytes
+    (``Image``), the label-map PNG bytes (``SegmentMask``, with the class names and palette
+    of ``classes.txt`` or the synthetic-data manifest), ``file_name``, ``seg_file_name``; the
+    files beside ``img_dir/`` go to the metadata."""
+    from cplugins.templates.data import declared_segmentation_classes
+
+    deeplake = import_deeplake()
+    types = deeplake.types
+    splits = mmseg_pairs(src)
+    existing = [osp.join(dst, s) for s in splits if osp.exists(osp.join(dst, s))]
+    if existing:
+        raise ConvertError(f"{existing[0]} exists already; choose an empty DST (nothing written)")
+    extra_files = _top_level_files(src)
+    classes, palette = declared_segmentation_classes(src)
+    written = []
+    for split, (compression, pairs) in splits.items():
+        ds = deeplake.create("file://" + osp.abspath(osp.join(dst, split)))
+        ds.add_column("images", types.Image(dtype="uint8", sample_compression=compression))
+        ds.add_column("masks", types.SegmentMask(dtype="uint8", sample_compression="png"))
+        ds.add_column("file_name", types.Text())
+        ds.add_column("seg_file_name", types.Text())
+        if classes is not None:
+            ds["masks"].metadata["class_names"] = list(classes)
+        if palette is not None:
+            ds["masks"].metadata["palette"] = [list(p) for p in palette]
+        ds.metadata["mmseg"] = {"split": split, "files": extra_files}
+        bar = tqdm(total=len(pairs), desc=f"{split} -> deeplake", unit="img",
+                   disable=not progress)
+        for start in range(0, len(pairs), _BATCH):
+            batch = pairs[start:start + _BATCH]
+            rows = defaultdict(list)
+            for image, seg_map in batch:
+                for column, path in (("images", osp.join(src, "img_dir", split, image)),
+                                     ("masks", osp.join(src, "ann_dir", split, seg_map))):
+                    with open(path, "rb") as f:
+                        rows[column].append(f.read())
+                rows["file_name"].append(image)
+                rows["seg_file_name"].append(seg_map)
+            ds.append(dict(rows))
+            bar.update(len(batch))
+        bar.close()
+        ds.commit(f"cplugins data convert: mmseg {osp.abspath(osp.join(src, 'img_dir', split))}/ "
+                  f"with label maps {osp.abspath(osp.join(src, 'ann_dir', split))}/ "
+                  f"({len(pairs)} images)")
+        written.append(osp.join(dst, split))
+    return written
+
+
+def deeplake_to_mmseg(src: str, dst: str, progress: bool = True) -> list[str]:
+    """Write the Deep Lake segmentation datasets of ``src`` back as ``dst/img_dir/<split>/``,
+    ``dst/ann_dir/<split>/`` and the files that were beside them."""
+    deeplake = import_deeplake()
+    opened = {}
+    for split, path in deeplake_splits(src).items():
+        ds = deeplake.open_read_only("file://" + osp.abspath(path))
+        if "mmseg" not in ds.metadata.keys():
+            raise ConvertError(f"{path!r}: no metadata['mmseg'] (not converted from an mmseg "
+                               f"folder by `cplugins data convert`)")
+        opened[split] = (ds, dict(ds.metadata["mmseg"]))
+    for split in opened:
+        for sub in _SEG_DIRS:
+            if osp.exists(osp.join(dst, sub, split)):
+                raise ConvertError(f"{osp.join(dst, sub, split)} exists already; choose an "
+                                   f"empty DST (nothing written)")
+    written = []
+    for split, (ds, meta) in opened.items():
+        for name, content in dict(meta["files"]).items():
+            with open(osp.join(_made(dst), name), "wb") as f:
+                f.write(base64.b64decode(content))
+        names, seg_names = _column(ds, "file_name"), _column(ds, "seg_file_name")
+        for row in tqdm(range(len(ds)), desc=f"{split} -> mmseg", unit="img",
+                        disable=not progress):
+            for sub, column, name in (("img_dir", "images", names[row]),
+                                      ("ann_dir", "masks", seg_names[row])):
+                path = osp.join(dst, sub, split, str(name))
+                with open(osp.join(_made(osp.dirname(path)), osp.basename(path)), "wb") as f:
+                    f.write(bytes(ds[column].get_bytes(row)))
+        written += [osp.join(dst, sub, split) for sub in _SEG_DIRS]
+    return written
+
+
+def _made(folder: str) -> str:
+    os.makedirs(folder, exist_ok=True)
+    return folder
+
+
+#: target format -> the dataset metadata key the converter writes for it
+_WRITTEN_AS = {"coco": "coco", "folder": "image_folder", "mmseg": "mmseg"}
+_FROM_DEEPLAKE = {"coco": deeplake_to_coco, "folder": deeplake_to_folder,
+                  "mmseg": deeplake_to_mmseg}
+
+
 def _written_as(src: str) -> str:
-    """``coco`` or ``folder``: what the Deep Lake datasets of ``src`` were converted from."""
+    """``coco``, ``folder`` or ``mmseg``: what the Deep Lake datasets of ``src`` were
+    converted from."""
     deeplake = import_deeplake()
     kinds = set()
     for path in deeplake_splits(src).values():
         keys = deeplake.open_read_only("file://" + osp.abspath(path)).metadata.keys()
-        kinds.add("coco" if "coco" in keys else "folder" if "image_folder" in keys else "?")
+        kinds.add(next((kind for kind, key in _WRITTEN_AS.items() if key in keys), "?"))
     if len(kinds) != 1 or "?" in kinds:
-        raise ConvertError(f"{src!r}: pass --to coco or --to folder (the datasets do not say "
-                           f"what they were converted from)")
+        raise ConvertError(f"{src!r}: pass --to {' or --to '.join(_WRITTEN_AS)} (the datasets "
+                           f"do not say what they were converted from)")
     return kinds.pop()
 
 
@@ -339,15 +506,17 @@ def convert(src: str, dst: str, to: str | None = None, progress: bool = True) ->
         raise ConvertError(f"{src!r}: no such directory")
     source_is_deeplake = bool(deeplake_splits(src))
     to = to or (_written_as(src) if source_is_deeplake else "deeplake")
-    if to in ("coco", "folder"):
+    if to in _FROM_DEEPLAKE:
         if not source_is_deeplake:
             raise ConvertError(f"--to {to}: {src!r} is not a Deep Lake dataset nor a folder "
                                f"of them")
-        return (deeplake_to_coco if to == "coco" else deeplake_to_folder)(src, dst, progress)
+        return _FROM_DEEPLAKE[to](src, dst, progress)
     if to == "deeplake":
         if source_is_deeplake:
             raise ConvertError(f"--to deeplake: {src!r} is a Deep Lake dataset already")
+        if is_mmseg(src):  # before folder_splits: img_dir/ and ann_dir/ look like splits
+            return mmseg_to_deeplake(src, dst, progress)
         if folder_splits(src):
             return folder_to_deeplake(src, dst, progress)
         return coco_to_deeplake(src, dst, progress)
-    raise ConvertError(f"--to {to!r}: allowed: deeplake, coco, folder")
+    raise ConvertError(f"--to {to!r}: allowed: deeplake, {', '.join(_FROM_DEEPLAKE)}")

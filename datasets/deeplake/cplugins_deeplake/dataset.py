@@ -124,7 +124,26 @@ def open_configured(owner: str, given: dict, query: str | None, kwargs: dict
     return source, data
 
 
-class DeepLakeDetDataset(BaseDetDataset):
+class DeepLakeRows:
+    """Mixin of the dataset classes: ``self.source`` and its opened rows ``self._data``, which
+    are not pickled (worker processes and ``lazy_init`` reopen them)."""
+
+    source: Source
+    _data: Any
+
+    def rows(self):
+        """The opened rows (reopened after unpickling)."""
+        if self._data is None:
+            self._data = open_source(self.source)
+        return self._data
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_data"] = None
+        return state
+
+
+class DeepLakeDetDataset(DeepLakeRows, BaseDetDataset):
     """Detection dataset of a Deep Lake 4 dataset (local path or ``file://``; remote URLs get
     ``creds``/``token`` passed through).
 
@@ -172,9 +191,7 @@ class DeepLakeDetDataset(BaseDetDataset):
         return tuple(names if names is not None else given)
 
     def load_data_list(self) -> list[dict]:
-        if self._data is None:  # unpickled before full_init (lazy_init=True)
-            self._data = open_source(self.source)
-        data, t, path = self._data, self.tensors, self.source.path
+        data, t, path = self.rows(), self.tensors, self.source.path
         names = {c.name for c in data.schema.columns}
         boxes, labels = _column(data, t["gt_bboxes"]), _column(data, t["gt_labels"])
         ignores = _column(data, t["gt_ignore_flags"]) if "gt_ignore_flags" in t else None
@@ -227,8 +244,3 @@ class DeepLakeDetDataset(BaseDetDataset):
         min_size = self.filter_cfg.get("min_size", 0)
         return [d for d in self.data_list
                 if not (empty and not d["instances"]) and min(d["width"], d["height"]) >= min_size]
-
-    def __getstate__(self) -> dict:  # the opened dataset is not sent to workers
-        state = self.__dict__.copy()
-        state["_data"] = None
-        return state

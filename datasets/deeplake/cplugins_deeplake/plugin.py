@@ -9,8 +9,13 @@ def cplugins_modules() -> list[ModuleSpec]:
                    "mmdet::dataset"),
         ModuleSpec("DeepLakeClsDataset", "cplugins_deeplake.cls_dataset:DeepLakeClsDataset",
                    "mmpretrain::dataset"),
+        ModuleSpec("DeepLakeSegDataset", "cplugins_deeplake.seg_dataset:DeepLakeSegDataset",
+                   "mmseg::dataset"),
         ModuleSpec("LoadImageFromDeepLake", "cplugins_deeplake.transforms:LoadImageFromDeepLake",
-                   ("mmdet::transform", "mmpretrain::transform")),
+                   ("mmdet::transform", "mmpretrain::transform", "mmseg::transform")),
+        ModuleSpec("LoadAnnotationsFromDeepLake",
+                   "cplugins_deeplake.seg_transforms:LoadAnnotationsFromDeepLake",
+                   "mmseg::transform"),
     ]
 
 
