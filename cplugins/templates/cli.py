@@ -12,7 +12,7 @@ import warnings
 
 from cplugins.manager import CPluginsWarning
 from cplugins.templates.catalog import Catalog, TemplateEntry, load_catalog
-from cplugins.templates.model import TASKS, Template, TemplateError, format_value
+from cplugins.templates.model import TASKS, Hyperparameter, Template, TemplateError, format_value
 
 EPILOG = """examples:
   cplugins templates
@@ -60,6 +60,19 @@ def format_listing(catalog: Catalog, task: str | None = None) -> str:
     return "\n".join(lines)
 
 
+def search_text(hp: Hyperparameter) -> str:
+    """How ``cplugins tune`` searches ``hp``: ``tuned, log 1e-05..0.001``, ``-``..."""
+    parts = ["tuned"] if hp.tunable else []
+    if hp.search_range:
+        low, high = (format_value(v) for v in hp.search_range)
+        parts.append(f"{'log ' if hp.log else ''}{low}..{high}")
+    elif hp.log:
+        parts.append("log")
+    if hp.search_choices:
+        parts.append(" | ".join(format_value(v) for v in hp.search_choices))
+    return ", ".join(parts) or "-"
+
+
 def format_template(entry: TemplateEntry) -> str:
     """A template's description, base, plugins and hyperparameter table."""
     t = entry.template
@@ -67,12 +80,13 @@ def format_template(entry: TemplateEntry) -> str:
              f"  base:    {t.base or '(your config file: --set config=FILE)'}",
              f"  plugins: {_plugins_text(t)}",
              f"  source:  {_source(entry)}", ""]
-    rows = [("HYPERPARAMETER", "TYPE", "DEFAULT", "ALLOWED", "DESCRIPTION")]
+    rows = [("HYPERPARAMETER", "TYPE", "DEFAULT", "ALLOWED", "SEARCH", "DESCRIPTION")]
     for hp in t.hyperparameters:
         default = "(required)" if hp.required else format_value(hp.default)
-        rows.append((hp.name, hp.type_label, default, hp.allowed(), hp.description))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows]
+        rows.append((hp.name, hp.type_label, default, hp.allowed(), search_text(hp),
+                     hp.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r[:5], widths)) + "  " + r[5] for r in rows]
     if t.notes:
         lines += ["", f"Notes: {t.notes}"]
     lines += ["", f"Render: cplugins render {t.qualified_name} --set NAME=VALUE ... -o config.py"]

@@ -55,7 +55,7 @@ def max_aspect_ratio(default: float = 1333 / 800) -> H:
 
 def batch_size(default: int, maximum: int = 32) -> H:
     return H("batch_size", "int", default, "images per training iteration", minimum=1,
-             maximum=maximum)
+             maximum=maximum, tunable=True)
 
 
 def num_epochs(default: int, maximum: int = 200) -> H:
@@ -68,10 +68,23 @@ def min_samples_per_epoch() -> H:
              minimum=0, maximum=MAX_SAMPLES)
 
 
+def tenfold(value: float) -> tuple[float, float]:
+    """``(value / 10, value * 10)`` in 4 significant digits: a learning rate's search range."""
+    return float(f"{value / 10:.4g}"), float(f"{value * 10:.4g}")
+
+
 def per_item_lrate(default: float) -> H:
+    """Searched log-uniformly from a tenth to ten times the recipe's value."""
     return H("per_item_lrate", "float", default,
              "learning rate per image: lrate = batch_size * per_item_lrate", minimum=0.0,
-             maximum=MAX_PER_ITEM_LRATE)
+             maximum=MAX_PER_ITEM_LRATE, log=True, tunable=True,
+             search_range=tenfold(default))
+
+
+def weight_decay(default: float, optimizer: str) -> H:
+    """Searched log-uniformly from 1e-4 to 0.1."""
+    return H("weight_decay", "float", default, f"{optimizer} weight decay", minimum=0.0,
+             maximum=1.0, log=True, tunable=True, search_range=(1e-4, 0.1))
 
 
 def pretrained_detector() -> H:
@@ -158,7 +171,8 @@ def use_perclass_regression() -> H:
 
 def anchor_ratios(default: list[float]) -> H:
     return H("anchor_ratios", "float_list", default, "anchor height/width ratios",
-             minimum=0.05, maximum=20.0, min_items=1, max_items=9)
+             minimum=0.05, maximum=20.0, min_items=1, max_items=9,
+             search_choices=([1.0], [0.5, 1.0, 2.0], [0.33, 0.5, 1.0, 2.0, 3.0]))
 
 
 def use_focal_loss() -> H:
@@ -392,10 +406,11 @@ def classification_templates() -> list[Template]:
               maximum=1024),
             batch_size(256, maximum=256), num_epochs(600, maximum=600),
             per_item_lrate(0.005 / 2048),
-            H("weight_decay", "float", 0.01, "LAMB weight decay", minimum=0.0, maximum=1.0),
+            weight_decay(0.01, "LAMB"),
             H("per_item_min_lrate", "float", 1e-6 / 2048,
               "floor of the cosine decay per image (x batch_size); <= per_item_lrate",
-              minimum=0.0, maximum=MAX_PER_ITEM_LRATE),
+              minimum=0.0, maximum=MAX_PER_ITEM_LRATE, log=True,
+              search_range=tenfold(1e-6 / 2048)),
             warmup_iters(3125),
             H("warmup_ratio", "float", 1e-4, "learning-rate factor at the start of warm-up",
               minimum=0.0, maximum=1.0),
@@ -431,7 +446,7 @@ def classification_templates() -> list[Template]:
         hyperparameters=(
             logreg(), clarifai_image_size(288), batch_size(32, maximum=128),
             H("lrate", "float", 0.01, "learning rate per minibatch (head)", minimum=0.0,
-              maximum=MAX_LRATE),
+              maximum=MAX_LRATE, log=True, tunable=True, search_range=(1e-3, 0.1)),
             H("base_gradient_multiplier", "float", 0.1,
               "backbone learning rate = lrate * this (0 freezes it in effect)", minimum=0.0,
               maximum=10.0),
@@ -455,7 +470,7 @@ def segmentation_templates() -> list[Template]:
             H("image_size", "int", 512, "training crop side (test: shorter side)", minimum=32,
               maximum=2048, step=32),
             batch_size(8), num_epochs(50), per_item_lrate(6e-5 / 16),
-            H("weight_decay", "float", 0.01, "AdamW weight decay", minimum=0.0, maximum=1.0),
+            weight_decay(0.01, "AdamW"),
             warmup_iters(1500),
             H("pretrained_weights", "str", "none",
               "encoder start: none, ImageNet-1k (OpenMMLab MiT-b0), an http(s) URL or a local "

@@ -84,6 +84,12 @@ class Hyperparameter:
         min_items, max_items: allowed list lengths; with ``min_items=0`` the list may be empty,
             written ``''``, ``[]`` or ``0``.
         required: the value must be given (no default).
+        log: values spread over orders of magnitude (learning rates, weight decays): a search
+            samples them log-uniformly. Declared, never guessed from the name.
+        tunable: in the default search set of ``cplugins tune``.
+        search_range: ``(low, high)`` a search covers by default, within minimum..maximum
+            (needed where the allowed range starts at 0 but a log-scale search cannot).
+        search_choices: values a search picks among for a list or string hyperparameter.
     """
 
     name: str
@@ -97,6 +103,10 @@ class Hyperparameter:
     min_items: int = 1
     max_items: int | None = None
     required: bool = False
+    log: bool = False
+    tunable: bool = False
+    search_range: tuple[float, float] | None = None
+    search_choices: tuple[Any, ...] | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -118,6 +128,45 @@ class Hyperparameter:
         if problems:
             raise TemplateError(f"hyperparameter {self.name}: default "
                                 f"{format_value(self.default)} is invalid: {problems}")
+        self._check_search_declaration()
+
+    def _check_search_declaration(self) -> None:
+        """``log``, ``search_range``, ``search_choices`` and ``tunable`` fit this kind."""
+        numeric = self.kind in ("int", "float")
+        if (self.log or self.search_range is not None) and not numeric:
+            raise TemplateError(f"hyperparameter {self.name}: log and search_range are for "
+                                "kinds int and float")
+        if self.search_choices is not None:
+            if self.kind not in ("str", "int_list", "float_list"):
+                raise TemplateError(f"hyperparameter {self.name}: search_choices are for lists "
+                                    "and strings (a choice searches its choices)")
+            converted = []
+            for value in self.search_choices:
+                value, error = self.validate(value)
+                if error:
+                    raise TemplateError(f"hyperparameter {self.name}: search choice {error}")
+                converted.append(value)
+            object.__setattr__(self, "search_choices", tuple(converted))
+        if self.log and self.step is not None and (self.kind == "float" or self.step != 1):
+            raise TemplateError(f"hyperparameter {self.name}: a log-scale search has no step")
+        if self.search_range is not None:
+            low, high = self.search_range
+            for end in (low, high):
+                reason = self.check(end)
+                if reason:
+                    raise TemplateError(f"hyperparameter {self.name}: search_range end "
+                                        f"{format_value(end)} is {reason}")
+            if not low < high:
+                raise TemplateError(f"hyperparameter {self.name}: search_range {low}..{high} "
+                                    "must have low < high")
+            object.__setattr__(self, "search_range", (low, high))
+        low = self.search_range[0] if self.search_range else self.minimum
+        if self.log and (low is None or low <= 0):
+            raise TemplateError(f"hyperparameter {self.name}: a log-scale search needs a "
+                                "lower bound > 0 (minimum or search_range)")
+        if self.tunable and self.kind == "str" and not self.search_choices:
+            raise TemplateError(f"hyperparameter {self.name}: a tunable string needs "
+                                "search_choices")
 
     # -- description ---------------------------------------------------------------------
     @property
@@ -285,6 +334,10 @@ class Hyperparameter:
                 "minimum": self.minimum, "maximum": self.maximum, "step": self.step,
                 "choices": list(self.choices) if self.choices else None,
                 "required": self.required, "allowed": self.allowed(),
+                "log": self.log, "tunable": self.tunable,
+                "search_range": list(self.search_range) if self.search_range else None,
+                "search_choices": (list(self.search_choices) if self.search_choices is not None
+                                   else None),
                 "description": self.description}
 
 

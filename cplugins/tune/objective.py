@@ -1,0 +1,197 @@
+"""One trial: sampled values -> validated template -> a training run -> the metric.
+
+Each trial renders the template with its values (the template's own validation and
+cross-checks apply: an invalid combination fails that trial, with the reason, and the study
+goes on), trains with mmengine's ``Runner`` in ``WORK_DIR/trial_NNNN`` and reports the metric
+after every validation (:class:`TrialReportHook`), where the pruner may stop it. The trial's
+value is the metric of its last validation: the model its config produces.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import os.path as osp
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cplugins.templates.model import TemplateError, TemplateValidationError
+from cplugins.tune.space import SearchSpace, TuneError
+
+if TYPE_CHECKING:
+    import optuna
+    from mmengine.config import Config
+
+
+class TrialFailed(Exception):
+    """This trial failed (its reason is the trial's ``fail_reason``); the study goes on."""
+
+
+class InvalidCombination(TrialFailed):
+    """The sampled values fail the template's cross-checks."""
+
+
+class MetricNotFound(TuneError):
+    """The evaluator does not produce the metric: the study stops, naming the keys it has."""
+
+
+@dataclass
+class TrialSetup:
+    """What every trial of a study shares.
+
+    Args:
+        space: the search space (template and fixed values).
+        metric: the validation metric key, e.g. ``coco/bbox_mAP``.
+        work_dir: each trial trains in ``work_dir/trial_NNNN``.
+        data: ``--data`` folder (``None``: the synthetic set).
+        overrides: config entries set after rendering (``--cfg-options``).
+        launcher: mmengine launcher of each training (``none``, ``pytorch``, ...).
+        quiet: keep mmengine's log lines out of the terminal (they stay in the trial's log).
+    """
+
+    space: SearchSpace
+    metric: str
+    work_dir: str
+    data: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    launcher: str = "none"
+    quiet: bool = True
+
+    def render(self, values: Mapping[str, Any]) -> Config:
+        """The rendered config of ``values`` (raises the template's errors)."""
+        from cplugins.templates.rendering import render
+
+        return render(self.space.template, values, data=self.data,
+                      overrides=dict(self.overrides) or None)
+
+
+class TrialReportHook:
+    """Reports the metric to the trial after each validation; raises ``TrialPruned`` when the
+    pruner says so and :class:`MetricNotFound` when the evaluator lacks the metric."""
+
+    priority = "LOW"
+
+    def __init__(self, trial: optuna.Trial, metric: str):
+        self.trial, self.metric = trial, metric
+        self.value: float | None = None
+        self.metrics: dict[str, Any] = {}
+
+    def after_val_epoch(self, runner, metrics: Mapping[str, Any] | None = None) -> None:
+        import optuna
+
+        metrics = dict(metrics or {})
+        if self.metric not in metrics:
+            error = MetricNotFound(f"--metric {self.metric}: the evaluator produced "
+                                   f"{', '.join(sorted(metrics)) or 'no metric'}; choose one "
+                                   "of those")
+            self.trial.set_user_attr("fail_reason", str(error))
+            raise error
+        self.value, self.metrics = float(metrics[self.metric]), metrics
+        self.trial.report(self.value, step=runner.iter)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"{self.metric}={self.value:.4g} at iteration "
+                                     f"{runner.iter}: pruned")
+
+
+def _as_hook(report: TrialReportHook):
+    """``report`` as an mmengine ``Hook`` (mmengine imported only when a trial trains)."""
+    from mmengine.hooks import Hook
+
+    class _Hook(Hook):
+        priority = report.priority
+
+        def after_val_epoch(self, runner, metrics=None) -> None:
+            report.after_val_epoch(runner, metrics)
+
+    return _Hook()
+
+
+def prepare(cfg: Config, work_dir: str, launcher: str) -> Config:
+    """What ``tools/train.py`` adds to a config: work dir, launcher, the synthetic set, the
+    training safeguards and the plugin lock."""
+    from cplugins.data.synthetic import make_synthetic_data
+    from cplugins.lock import add_plugin_imports
+    from cplugins.training.setup import add_training_safeguards
+
+    cfg.work_dir = work_dir
+    cfg.launcher = launcher
+    if cfg.get("synthetic_data"):
+        make_synthetic_data(cfg.synthetic_data)
+    add_training_safeguards(cfg)
+    if not any(h.get("type") == "PluginLockHook" for h in cfg.get("custom_hooks", [])):
+        cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="PluginLockHook")]
+    add_plugin_imports(cfg)
+    return cfg
+
+
+def _quiet(runner) -> None:
+    """mmengine's log lines to the trial's log file only (warnings still reach the terminal)."""
+    import logging
+
+    for handler in runner.logger.handlers:
+        if type(handler) is logging.StreamHandler:
+            handler.setLevel(logging.WARNING)
+
+
+def run_trial(trial: optuna.Trial, setup: TrialSetup) -> float:
+    """Train one trial; returns its metric.
+
+    Raises ``TrialPruned``; :class:`TrialFailed` (an invalid combination, a training stopped
+    by a NaN loss...) with the reason in the trial's ``fail_reason``; :class:`MetricNotFound`.
+    """
+    started = time.perf_counter()
+    trial.set_user_attr("process", f"{socket.gethostname()}:{os.getpid()}")
+    values = setup.space.suggest(trial)
+    try:
+        setup.space.template.validate(values)
+    except TemplateValidationError as exc:
+        reason = "; ".join(exc.errors)
+        trial.set_user_attr("fail_reason", reason)
+        raise InvalidCombination(f"trial {trial.number}: {reason}") from None
+    work_dir = osp.join(setup.work_dir, f"trial_{trial.number:04d}")
+    trial.set_user_attr("work_dir", osp.abspath(work_dir))
+    from mmengine.runner import Runner
+
+    import cplugins.all  # noqa: F401  (registers every plugin, as tools/train.py does)
+    from cplugins.diagnose import explain_unknown_types
+    from cplugins.training.errors import TrainingError
+
+    try:
+        cfg = setup.render(values)
+    except TemplateError as exc:  # e.g. a rendered number that is not finite
+        trial.set_user_attr("fail_reason", str(exc).splitlines()[0])
+        raise TrialFailed(f"trial {trial.number}: {exc}") from None
+    cfg = prepare(cfg, work_dir, setup.launcher)
+    report = TrialReportHook(trial, setup.metric)
+    with explain_unknown_types():
+        runner = Runner.from_cfg(cfg)
+    if setup.quiet:
+        _quiet(runner)
+    runner.register_hook(_as_hook(report), priority=report.priority)
+    train_start = time.perf_counter()
+    try:
+        with contextlib.ExitStack() as stack:
+            if setup.quiet:  # evaluators print (pycocotools): into the trial's folder
+                out = stack.enter_context(open(osp.join(work_dir, "stdout.log"), "a"))
+                stack.enter_context(contextlib.redirect_stdout(out))
+            runner.train()
+    except TrainingError as exc:  # e.g. a learning rate so high the loss is NaN
+        trial.set_user_attr("fail_reason", str(exc).splitlines()[0])
+        raise TrialFailed(f"trial {trial.number}: {exc}") from None
+    finally:
+        trial.set_user_attr("train_seconds", round(time.perf_counter() - train_start, 3))
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+        if report.metrics:
+            trial.set_user_attr("metrics", {k: v for k, v in report.metrics.items()
+                                            if isinstance(v, (int, float, str))})
+    if report.value is None:
+        raise MetricNotFound(f"--metric {setup.metric}: the training ran no validation; "
+                             "validate at least once (train_cfg.val_interval)")
+    return report.value
+
+
+def objective(setup: TrialSetup):
+    """``trial -> metric`` for ``study.optimize``."""
+    return lambda trial: run_trial(trial, setup)
