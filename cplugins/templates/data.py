@@ -12,6 +12,12 @@ Layouts ``--data`` accepts (what each task's templates train on):
   (one label value per pixel, 255 = ignore). Classes come from ``PATH/classes.txt`` (one name
   per line), from a cplugins synthetic-data manifest, or else from the largest label value.
 
+* any task, Deep Lake: ``PATH/train/`` and ``PATH/val/`` Deep Lake datasets (as ``cplugins data
+  convert`` writes them; told by their ``_deeplake_log/`` folders, without importing deeplake).
+  Classes come from the label column's metadata. The rendered config reads them with the
+  ``cplugins-deeplake`` plugin's dataset types and ``LoadImageFromDeepLake`` (and
+  ``LoadAnnotationsFromDeepLake`` for segmentation) in place of the file-reading transforms.
+
 Without ``--data`` a template trains on the task's synthetic shapes set
 (:mod:`cplugins.data.shapes`): the rendered config names it in ``synthetic_data``, which
 ``tools/train.py`` generates (``python -m cplugins.data.shapes TASK --out DIR`` does it by hand).
@@ -57,6 +63,8 @@ class DataInfo:
     synthetic: dict[str, Any] | None = None
     source: str = "synthetic"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: packages the rendered config imports to read the data (``custom_imports``)
+    imports: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
@@ -72,6 +80,8 @@ class DataInfo:
     def dataset(self, split: str, pipeline: list[dict], **kwargs: Any) -> dict[str, Any]:
         """A dataset config of ``split`` (``train``/``val``) with ``pipeline``."""
         where = self.splits[split]
+        if "deeplake" in where:
+            return _deeplake_dataset(self.task, split, where["deeplake"], pipeline, kwargs)
         if self.task == "detection":
             cfg = dict(type="CocoDataset", data_root=self.root, metainfo=self.metainfo,
                        ann_file=where["ann_file"], data_prefix=dict(img=where["img"]),
@@ -90,8 +100,11 @@ class DataInfo:
         cfg["pipeline"] = pipeline
         return cfg
 
-    def coco_ann_file(self, split: str) -> str:
-        """The absolute-ish annotation file path CocoMetric reads (detection)."""
+    def coco_ann_file(self, split: str) -> str | None:
+        """The absolute-ish annotation file path CocoMetric reads (detection); ``None`` for
+        Deep Lake data (CocoMetric then takes the ground truth from the data samples)."""
+        if "deeplake" in self.splits[split]:
+            return None
         return self.root + self.splits[split]["ann_file"]
 
 
@@ -103,9 +116,12 @@ def resolve_data(task: str, data: str | os.PathLike | None) -> DataInfo:
     if not osp.isdir(path):
         raise DataError(f"--data {os.fspath(data)!r}: no such directory; give the folder of a "
                         f"{_LAYOUT_HINT[task]}")
+    root = path.rstrip("/") + "/"
+    if any(_is_deeplake(osp.join(root, split)) for split in ("train", "val")):
+        return _deeplake(task, root)
     resolver = {"detection": _coco, "classification": _image_folder,
                 "segmentation": _segmentation}[task]
-    return resolver(path.rstrip("/") + "/")
+    return resolver(root)
 
 
 _LAYOUT_HINT = {
@@ -262,3 +278,82 @@ def _segmentation_classes(root: str) -> tuple[tuple[str, ...], list[list[int]] |
         raise DataError(f"--data {root!r}: the masks in ann_dir/train/ hold no label above 0; "
                         "write classes.txt (one class name a line, background first)")
     return tuple(f"class_{i}" for i in range(top + 1)), None
+
+
+# --- any task: Deep Lake datasets (cplugins-deeplake) ---------------------------------------
+DEEPLAKE_PLUGIN = "cplugins_deeplake"
+_DEEPLAKE_INSTALL = "pip install cplugins-deeplake (datasets/deeplake in this repository)"
+#: LoadImageFromFile arguments about reading files, which Deep Lake rows do not need
+_FILE_READING_ARGS = ("backend_args", "file_client_args", "ignore_empty")
+#: mmdet's PackDetInputs meta_keys default; CocoMetric without ann_file also needs instances
+_PACK_DET_META_KEYS = ("img_id", "img_path", "ori_shape", "img_shape", "scale_factor", "flip",
+                       "flip_direction")
+
+
+def _is_deeplake(path: str) -> bool:
+    """A Deep Lake dataset folder (told by its log folder; deeplake is not imported)."""
+    return osp.isdir(osp.join(path, "_deeplake_log"))
+
+
+def _deeplake(task: str, root: str) -> DataInfo:
+    not_datasets = [s for s in ("train", "val") if not _is_deeplake(osp.join(root, s))]
+    if not_datasets:
+        raise DataError(f"--data {root!r}: {' and '.join(s + '/' for s in not_datasets)} "
+                        f"is not a Deep Lake dataset (the other split is); a Deep Lake --data "
+                        f"holds both train/ and val/, as `cplugins data convert` writes them")
+    try:
+        from cplugins_deeplake.layout import class_meta
+        from cplugins_deeplake.source import DeepLakeError
+    except ImportError as exc:
+        raise DataError(f"--data {root!r} holds Deep Lake datasets, which need the "
+                        f"cplugins-deeplake plugin ({exc}): {_DEEPLAKE_INSTALL}") from None
+    try:
+        metas = {s: class_meta(osp.join(root, s), task) for s in ("train", "val")}
+    except DeepLakeError as exc:
+        raise DataError(f"--data {root!r}: {exc}") from None
+    if metas["train"]["classes"] != metas["val"]["classes"]:
+        raise DataError(f"--data {root!r}: train/ and val/ name different classes "
+                        f"({metas['train']['classes']} and {metas['val']['classes']})")
+    splits = {s: dict(deeplake=osp.join(root, s)) for s in ("train", "val")}
+    return DataInfo(task, root, metas["train"]["classes"], splits,
+                    palette=metas["train"].get("palette"), source=root,
+                    imports=(DEEPLAKE_PLUGIN,))
+
+
+def _deeplake_dataset(task: str, split: str, path: str, pipeline: list[dict],
+                      kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The plugin's dataset config of ``task`` reading ``path``, with ``pipeline``'s
+    file-reading transforms replaced by the plugin's (and, for detection validation, the
+    ``instances`` CocoMetric needs without an annotation file)."""
+    from cplugins_deeplake.layout import TASK_TYPES
+
+    dataset_type, replacements = TASK_TYPES[task]
+    cfg: dict[str, Any] = dict(type=dataset_type, path=path)
+    if task == "detection":
+        cfg.update(dict(filter_cfg=dict(filter_empty_gt=True, min_size=4))
+                   if split == "train" else dict(test_mode=True))
+    elif task == "segmentation":
+        cfg["reduce_zero_label"] = False
+    cfg.update(kwargs)
+    cfg["pipeline"] = _replace_loading(pipeline, replacements, task == "detection"
+                                       and split != "train")
+    return cfg
+
+
+def _replace_loading(node: Any, replacements: dict[str, str], with_instances: bool) -> Any:
+    """A copy of a pipeline (nested transforms included) with ``replacements`` applied."""
+    if isinstance(node, list):
+        return [_replace_loading(item, replacements, with_instances) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _replace_loading(v, replacements, with_instances) for k, v in node.items()}
+    kind = out.get("type")
+    if kind in replacements:
+        out["type"] = replacements[kind]
+        if kind == "LoadImageFromFile":
+            for key in _FILE_READING_ARGS:
+                out.pop(key, None)
+    elif kind == "PackDetInputs" and with_instances:
+        keys = tuple(out.get("meta_keys", _PACK_DET_META_KEYS))
+        out["meta_keys"] = keys if "instances" in keys else keys + ("instances",)
+    return out
