@@ -151,8 +151,8 @@ def apply_data(cfg: MutableMapping, data: DataInfo) -> None:
         dataset.clear()
         dataset.update(new)
         if data.task == "segmentation":
-            for transform in pipeline:
-                if transform.get("type") == "LoadAnnotations":
+            for transform in dataset["pipeline"]:
+                if transform.get("type") in ("LoadAnnotations", "LoadAnnotationsFromDeepLake"):
                     transform["reduce_zero_label"] = False
     for key in ("val_evaluator", "test_evaluator"):
         evaluators = cfg.get(key)

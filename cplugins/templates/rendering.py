@@ -153,7 +153,8 @@ def render(name: str | Template, values: Mapping[str, Any] | Sequence[str] | Non
 def _finalize(ctx: RenderContext, prune: bool) -> None:
     cfg, template = ctx.cfg, ctx.template
     imports = list((cfg.get("custom_imports") or {}).get("imports", []))
-    for package in (*template.plugins, RUNTIME_IMPORT):
+    data_imports = ctx.data.imports if ctx.data is not None else ()
+    for package in (*template.plugins, *data_imports, RUNTIME_IMPORT):
         if package not in imports:
             imports.append(package)
     cfg.custom_imports = dict(imports=imports, allow_failed_imports=False)
