@@ -126,6 +126,31 @@ def prepare(cfg: Config, work_dir: str, launcher: str) -> Config:
     return cfg
 
 
+def own_names(cfg: Config, number: int) -> None:
+    """Give the trial's runner its own mmengine singletons (logger, message hub, visualizer:
+    named global instances). Configs name their visualizer (mmdet: ``'visualizer'``), and
+    a second runner in the process would get the first one's, logging into its folder."""
+    cfg.experiment_name = f"trial_{number:04d}"  # the runner appends its timestamp
+    if isinstance(cfg.get("visualizer"), dict):
+        cfg.visualizer.pop("name", None)  # default: the experiment name
+
+
+def release(runner) -> None:
+    """Drop the finished runner's named singletons and close its log file (a long study
+    would otherwise keep every trial's open)."""
+    import logging
+
+    from mmengine.logging import MessageHub, MMLogger
+
+    name = runner.experiment_name
+    for manager in (type(runner.visualizer), MessageHub, MMLogger):
+        manager._instance_dict.pop(name, None)
+    for handler in list(runner.logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            runner.logger.removeHandler(handler)
+
+
 def _quiet(runner) -> None:
     """mmengine's log lines to the trial's log file only (warnings still reach the terminal)."""
     import logging
@@ -164,6 +189,7 @@ def run_trial(trial: optuna.Trial, setup: TrialSetup) -> float:
         trial.set_user_attr("fail_reason", str(exc).splitlines()[0])
         raise TrialFailed(f"trial {trial.number}: {exc}") from None
     cfg = prepare(cfg, work_dir, setup.launcher)
+    own_names(cfg, trial.number)
     report = TrialReportHook(trial, setup.metric)
     with explain_unknown_types():
         runner = Runner.from_cfg(cfg)
@@ -186,6 +212,7 @@ def run_trial(trial: optuna.Trial, setup: TrialSetup) -> float:
         if report.metrics:
             trial.set_user_attr("metrics", {k: v for k, v in report.metrics.items()
                                             if isinstance(v, (int, float, str))})
+        release(runner)
     if report.value is None:
         raise MetricNotFound(f"--metric {setup.metric}: the training ran no validation; "
                              "validate at least once (train_cfg.val_interval)")
