@@ -285,9 +285,6 @@ DEEPLAKE_PLUGIN = "cplugins_deeplake"
 _DEEPLAKE_INSTALL = "pip install cplugins-deeplake (datasets/deeplake in this repository)"
 #: LoadImageFromFile arguments about reading files, which Deep Lake rows do not need
 _FILE_READING_ARGS = ("backend_args", "file_client_args", "ignore_empty")
-#: mmdet's PackDetInputs meta_keys default; CocoMetric without ann_file also needs instances
-_PACK_DET_META_KEYS = ("img_id", "img_path", "ori_shape", "img_shape", "scale_factor", "flip",
-                       "flip_direction")
 
 
 def _is_deeplake(path: str) -> bool:
@@ -353,7 +350,8 @@ def _replace_loading(node: Any, replacements: dict[str, str], with_instances: bo
         if kind == "LoadImageFromFile":
             for key in _FILE_READING_ARGS:
                 out.pop(key, None)
-    elif kind == "PackDetInputs" and with_instances:
-        keys = tuple(out.get("meta_keys", _PACK_DET_META_KEYS))
-        out["meta_keys"] = keys if "instances" in keys else keys + ("instances",)
+    elif with_instances:
+        from cplugins_deeplake.layout import with_instances as add_instances
+
+        out = add_instances(out)
     return out

@@ -26,6 +26,12 @@ _CHUNK = 256
 
 
 def _take_aliases(kwargs: dict, given: dict, owner: str = "DeepLakeDetDataset") -> None:
+    if "deeplake_dataloader" in kwargs:
+        raise DeepLakeError(
+            f"{owner}: deeplake_dataloader (Deep Lake's mmdet 2 key) sets the dataloader, not "
+            f"the dataset; in mmengine: *_dataloader=dict(batch_size=..., num_workers=..., "
+            f"sampler=dict(type='DefaultSampler', shuffle=...)), or train with "
+            f"cplugins_deeplake.train_detector, which moves it there")
     for alias, name in ALIASES.items():
         if alias not in kwargs:
             continue

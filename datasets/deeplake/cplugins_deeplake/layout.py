@@ -16,6 +16,18 @@ TASK_TYPES = {"detection": ("DeepLakeDetDataset", {"LoadImageFromFile": "LoadIma
               "segmentation": ("DeepLakeSegDataset",
                                {"LoadImageFromFile": "LoadImageFromDeepLake",
                                 "LoadAnnotations": "LoadAnnotationsFromDeepLake"})}
+#: mmdet's PackDetInputs ``meta_keys`` default
+PACK_DET_META_KEYS = ("img_id", "img_path", "ori_shape", "img_shape", "scale_factor", "flip",
+                      "flip_direction")
+
+
+def with_instances(transform: dict) -> dict:
+    """``transform``, with ``instances`` added to its ``meta_keys`` when it is a
+    ``PackDetInputs``: ``CocoMetric`` without ``ann_file`` reads the ground truth there."""
+    if transform.get("type") != "PackDetInputs":
+        return transform
+    keys = tuple(transform.get("meta_keys", PACK_DET_META_KEYS))
+    return dict(transform, meta_keys=keys if "instances" in keys else keys + ("instances",))
 
 
 def class_meta(path: str, task: str) -> dict:

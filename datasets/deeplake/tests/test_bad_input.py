@@ -149,3 +149,9 @@ def test_mmdet2_login_and_version_with_view(build_error, good):
     assert "username/password is a Deep Lake 3 login" in message
     assert "give version or view, not both" in build_error(path=good, version="main",
                                                           view="v1")
+
+
+def test_deeplake_dataloader_in_a_dataset_says_where_it_belongs(build_error, good):
+    message = build_error(path=good, deeplake_dataloader=dict(batch_size=2))
+    assert "deeplake_dataloader (Deep Lake's mmdet 2 key) sets the dataloader" in message
+    assert "cplugins_deeplake.train_detector" in message

@@ -110,3 +110,45 @@ def test_tools_train_reports_a_bad_dataset_in_one_line(shapes_coco, shapes_deepl
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith(
         f"error: {str(tmp_path / 'missing')!r} is not a Deep Lake dataset")
+
+
+@pytest.mark.slow
+def test_train_detector_maps_deeplake_mmdet2_keys(shapes_coco, shapes_deeplake, tmp_path):
+    """deeplake_dataloader -> the dataloaders' batch size, workers and shuffling;
+    deeplake_metrics_format='COCO' -> CocoMetric from the samples (the stock base config's
+    ann_file, absent here, and PackDetInputs without instances are fixed)."""
+    from cplugins_deeplake.train import train_detector
+
+    cfg = _config(shapes_coco, shapes_deeplake, tmp_path / "work", max_iters=1)
+    cfg.train_dataloader.dataset.deeplake_dataloader = dict(batch_size=1, num_workers=0,
+                                                            shuffle=False)
+    cfg.val_dataloader.dataset.deeplake_dataloader = dict(batch_size=1)
+    cfg.val_dataloader.dataset.pipeline[-1] = dict(type="PackDetInputs")
+    cfg.val_evaluator = dict(type="CocoMetric", metric="bbox",
+                             ann_file=str(tmp_path / "instances_val2017.json"))
+    cfg.deeplake_metrics_format = "COCO"
+    cfg.evaluation = dict(metric=["bbox"], interval=1)  # mmdet 2's, read for the metric
+    runner = train_detector(cfg)
+    loader = runner.train_dataloader
+    assert (loader.batch_size, loader.num_workers, loader.sampler.shuffle) == (1, 0, False)
+    assert runner.val_dataloader.batch_size == 1
+    assert runner.iter == 1
+    assert runner.message_hub.get_scalar("val/coco/bbox_mAP_50").current() >= 0
+
+
+def test_deeplake_mmdet2_keys_that_do_not_map_are_one_clear_error(shapes_coco, shapes_deeplake,
+                                                                   tmp_path):
+    from cplugins_deeplake.source import DeepLakeError
+    from cplugins_deeplake.train import apply_deeplake_keys
+
+    cfg = _config(shapes_coco, shapes_deeplake, tmp_path)
+    cfg.deeplake_metrics_format = "PascalVOC"
+    with pytest.raises(DeepLakeError, match=r"deeplake_metrics_format='PascalVOC' is not "
+                                            r"supported; allowed: 'COCO' \(CocoMetric\)"):
+        apply_deeplake_keys(cfg)
+    cfg = _config(shapes_coco, shapes_deeplake, tmp_path)
+    cfg.train_dataloader.dataset.deeplake_dataloader = dict(batch_size=2, prefetch=4)
+    with pytest.raises(DeepLakeError, match="train_dataloader.dataset.deeplake_dataloader: "
+                                            "unknown key.s. prefetch; allowed: batch_size, "
+                                            "num_workers, shuffle"):
+        apply_deeplake_keys(cfg)
