@@ -13,6 +13,10 @@ def cplugins_modules() -> list[ModuleSpec]:
                        "hook"),
             ModuleSpec("AtomicCheckpointHook",
                        "cplugins.training.checkpointing:AtomicCheckpointHook", "hook"),
+            ModuleSpec("CrossRankBatchNormHook",
+                       "cplugins.training.cross_rank_bn:CrossRankBatchNormHook", "hook"),
+            ModuleSpec("GlobalLossNormHook", "cplugins.training.loss_norm:GlobalLossNormHook",
+                       "hook"),
             ModuleSpec("CpuAmpOptimWrapper", "cplugins.training.amp:CpuAmpOptimWrapper",
                        "optim_wrapper"),
             # used by rendered templates (cplugins.templates)

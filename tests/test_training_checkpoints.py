@@ -84,6 +84,8 @@ def test_resume_with_nothing_to_resume_fails(config, tmp_path):
     assert error_lines(result) == [
         f"error: --resume: nothing to resume in {tmp_path / 'empty'} (no last_checkpoint file); "
         "drop --resume to start from scratch, give --resume CKPT, or use --resume-or-start"]
+    assert "data check" not in output(result)  # refused before the data is checked
+    assert "Did not find last_checkpoint" not in output(result)  # no mmengine line first
 
 
 def test_unusable_checkpoint_is_one_line_before_anything_is_built(uninterrupted, config,

@@ -14,7 +14,14 @@ weights differ. What is covered, and how:
   seeds), but not after a resume; this hook hands it a copy, so the training stream is the
   same whether, when and how often validation runs.
 
-With several processes only rank 0 saves a checkpoint: ranks restore rank 0's states.
+With several processes every rank has its own stream (``tools/train.py`` seeds rank ``r``
+with ``seed + r``): the checkpoint, written by rank 0, holds every rank's states
+(``checkpoint['random_state'] = {'world_size': W, 'ranks': [state_0, ...]}``, gathered with
+``all_gather_object`` when every rank calls ``runner.save_checkpoint``, as mmengine's
+``CheckpointHook`` does) and each rank restores its own. Resuming with another number of
+processes cannot repeat the interrupted run (the data is sharded differently): the hook warns
+and restores nothing, so each rank keeps the distinct stream it was seeded with. Checkpoints
+of earlier versions (one unlabelled state) are restored in single-process runs only.
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import random
 
 import numpy as np
 import torch
+from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
@@ -76,6 +84,25 @@ class _RestoreAfter:
         return item
 
 
+def own_state(saved: dict | None) -> dict | None:
+    """This rank's state in a checkpoint's ``random_state`` entry; None (with a warning)
+    when there is none or it was saved by another number of processes."""
+    world, rank = get_world_size(), get_rank()
+    if saved is None:
+        print_log("RandomStateHook: the checkpoint holds no random state (saved without "
+                  "this hook): the resumed run will not repeat the interrupted one exactly",
+                  logger="current", level=logging.WARNING)
+        return None
+    saved_world = saved.get("world_size", 1) if "ranks" in saved else 1
+    if saved_world != world:
+        print_log(f"RandomStateHook: the checkpoint was saved by {saved_world} process(es), "
+                  f"this run has {world}: random states not restored (each rank keeps the "
+                  "stream it was seeded with); the resumed run will not repeat the "
+                  "interrupted one exactly", logger="current", level=logging.WARNING)
+        return None
+    return saved["ranks"][rank] if "ranks" in saved else saved
+
+
 class RandomStateHook(Hook):
     """Make a resumed run bit-identical to an uninterrupted one (see the module docstring).
 
@@ -87,19 +114,35 @@ class RandomStateHook(Hook):
 
     def __init__(self):
         self._resumed_state: dict | None = None
+        self._gathered: list[dict] | None = None
         self._before_validation: dict | None = None
 
+    def before_run(self, runner) -> None:
+        if get_world_size() > 1:
+            self._gather_when_saving(runner)
+
+    def _gather_when_saving(self, runner) -> None:
+        """``Runner.save_checkpoint`` runs on rank 0 only (its hooks too), but every rank
+        calls it (CheckpointHook runs everywhere): gather all ranks' states right there."""
+        save_checkpoint = runner.save_checkpoint
+
+        def gather_then_save(*args, **kwargs):
+            self._gathered = all_gather_object(capture())
+            try:
+                return save_checkpoint(*args, **kwargs)
+            finally:
+                self._gathered = None
+
+        runner.save_checkpoint = gather_then_save
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint[self.KEY] = capture()
+        states = self._gathered or [capture()]
+        checkpoint[self.KEY] = {"world_size": len(states), "ranks": states}
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not getattr(runner, "_resume", False):
             return  # load_from (fine-tuning) starts a new run: its own random stream
-        self._resumed_state = checkpoint.get(self.KEY)
-        if self._resumed_state is None:
-            print_log("RandomStateHook: the checkpoint holds no random state (saved without "
-                      "this hook): the resumed run will not repeat the interrupted one exactly",
-                      logger="current", level=logging.WARNING)
+        self._resumed_state = own_state(checkpoint.get(self.KEY))
 
     def before_train_epoch(self, runner) -> None:
         state, self._resumed_state = self._resumed_state, None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from cplugins.training.checkpointing import last_good_checkpoint
 from cplugins.training.errors import CheckpointFileError, CheckpointMismatchError
 from cplugins.training.loading import (
     compare_with_model,
@@ -17,13 +18,11 @@ def resume_target(resume: str | None, work_dir: str, or_start: bool = False) -> 
     """The checkpoint to resume: ``resume`` itself, or for ``'auto'`` the one
     ``work_dir/last_checkpoint`` names. Nothing there: :class:`CheckpointFileError`, unless
     ``or_start`` (then None: train from scratch)."""
-    from mmengine.runner.checkpoint import find_latest_checkpoint
-
     if resume is None:
         return None
     if resume != "auto":
         return resume
-    found = find_latest_checkpoint(work_dir)
+    found = last_good_checkpoint(work_dir)  # mmengine's finder would log a line first
     if found is None and not or_start:
         raise CheckpointFileError(
             f"--resume: nothing to resume in {work_dir} (no last_checkpoint file); drop "
