@@ -36,15 +36,17 @@ def resolve_tensors(data, tensors: dict | None, path: str,
         if unknown:
             raise DeepLakeError(f"{path!r}: tensors has unknown key(s) {', '.join(unknown)}; "
                                 f"allowed: {', '.join(allowed)}")
-        if "gt_masks" in tensors:
-            raise DeepLakeError(f"{path!r}: tensors['gt_masks'] is not supported yet by "
-                                f"DeepLakeDetDataset (boxes only); remove it")
         missing = {k: c for k, c in tensors.items() if c not in kinds}
         if missing:
             raise DeepLakeError(
                 f"{path!r}: tensors names column(s) the dataset does not have: "
                 + ", ".join(f"{k}={c!r}" for k, c in missing.items())
                 + f"; its columns: {_listing(kinds)}")
+        if "gt_masks" in tensors and kinds[tensors["gt_masks"]] != "Text":
+            raise DeepLakeError(
+                f"{path!r}: tensors['gt_masks'] column {tensors['gt_masks']!r} is of kind "
+                f"{kinds[tensors['gt_masks']]}; allowed: Text (a JSON list per row: one COCO "
+                f"segmentation, polygons or RLE, or null per box)")
         mapping = dict(tensors)
     else:
         mapping = {}

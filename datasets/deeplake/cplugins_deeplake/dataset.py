@@ -7,6 +7,7 @@ process, as column slices; images stay in Deep Lake and are decoded per sample b
 from __future__ import annotations
 
 import io
+import json
 import os
 from typing import Any
 
@@ -102,6 +103,32 @@ def _column(data, name: str) -> list:
             for value in data[name][start:min(start + _CHUNK, len(data))]]
 
 
+def _instance_extras(data, tensors: dict, names: set[str], path: str) -> list[list[dict]] | None:
+    """Per row, per box: ``{'mask': COCO segmentation}`` (polygons or RLE, when there is one)
+    and ``'drop': True`` where CocoDataset drops the annotation (``area <= 0``, ``ignore``).
+
+    From the ``tensors['gt_masks']`` column (``Text``: a JSON list per row, one segmentation
+    or null per box), else from the converter's ``coco_extra`` column; ``None`` without
+    either."""
+    if "gt_masks" in tensors:
+        rows = [[{"mask": m} if m else {} for m in json.loads(str(text) or "[]")]
+                for text in _column(data, tensors["gt_masks"])]
+        column = tensors["gt_masks"]
+    elif "coco_extra" in names:
+        rows = [[{**({"mask": a["segmentation"]} if a.get("segmentation") else {}),
+                  "drop": bool(a.get("ignore", False)) or a.get("area", 1) <= 0}
+                 for a in json.loads(str(text))["annotations"]]
+                for text in _column(data, "coco_extra")]
+        column = "coco_extra"
+    else:
+        return None
+    for row, extras in enumerate(rows):
+        if not isinstance(extras, list):
+            raise DeepLakeError(f"{path!r} row {row}: column {column!r} must hold a JSON list "
+                                f"(one COCO segmentation or null per box)")
+    return rows
+
+
 def open_configured(owner: str, given: dict, query: str | None, kwargs: dict
                     ) -> tuple[Source, Any]:
     """The pinned :class:`Source` and the opened rows a dataset class's arguments name.
@@ -158,8 +185,12 @@ class DeepLakeDetDataset(DeepLakeRows, BaseDetDataset):
         version: a tag, branch or commit id (alias ``deeplake_commit_id``).
         query: a TQL query selecting rows, e.g. ``"SELECT * WHERE file_name == 'a.png'"``.
         view: a saved view's tag (alias ``deeplake_view_id``).
-        tensors: ``{img, gt_bboxes, gt_labels[, gt_ignore_flags]: column}``
+        tensors: ``{img, gt_bboxes, gt_labels[, gt_ignore_flags, gt_masks]: column}``
             (alias ``deeplake_tensors``); inferred from the column kinds when omitted.
+            ``gt_masks``: a ``Text`` column, a JSON list per row (one COCO segmentation,
+            polygons or RLE, or null per box); without it, a converted COCO set's masks
+            come from its ``coco_extra`` column (as ``instance['mask']``, what
+            ``LoadAnnotations(with_mask=True)`` reads).
         creds, token: passed to ``deeplake.open_read_only`` (alias ``deeplake_credentials``).
         bbox_format, bbox_type: the box column's format when it does not record it.
         Other arguments: mmdet's ``BaseDetDataset`` (``pipeline``, ``test_mode``,
@@ -201,6 +232,7 @@ class DeepLakeDetDataset(DeepLakeRows, BaseDetDataset):
         names = {c.name for c in data.schema.columns}
         boxes, labels = _column(data, t["gt_bboxes"]), _column(data, t["gt_labels"])
         ignores = _column(data, t["gt_ignore_flags"]) if "gt_ignore_flags" in t else None
+        extras = _instance_extras(data, t, names, path)
         files = _column(data, "file_name") if "file_name" in names else None
         ids = _column(data, "image_id") if "image_id" in names else None
         if {"width", "height"} <= names:
@@ -225,15 +257,25 @@ class DeepLakeDetDataset(DeepLakeRows, BaseDetDataset):
                     f"is outside the {num_classes} class names {self.metainfo['classes']}")
             flags = (np.zeros(len(row_labels), bool) if ignores is None
                      else np.asarray(ignores[row]).reshape(-1).astype(bool))
+            row_extras = extras[row] if extras is not None else [{}] * len(row_labels)
+            if len(row_extras) != len(row_labels):
+                raise DeepLakeError(
+                    f"{path!r} row {row}: {len(row_boxes)} boxes in column {t['gt_bboxes']!r} "
+                    f"but {len(row_extras)} entries in column "
+                    f"{t.get('gt_masks', 'coco_extra')!r}")
             instances = []
-            for (x1, y1, x2, y2), label, flag in zip(row_boxes.tolist(), row_labels, flags):
+            for (x1, y1, x2, y2), label, flag, extra in zip(row_boxes.tolist(), row_labels,
+                                                              flags, row_extras):
                 # the same instances CocoDataset keeps: inside the image, at least 1 px
                 inter_w = max(0, min(x2, width) - max(x1, 0))
                 inter_h = max(0, min(y2, height) - max(y1, 0))
-                if inter_w * inter_h == 0 or x2 - x1 < 1 or y2 - y1 < 1:
+                if inter_w * inter_h == 0 or x2 - x1 < 1 or y2 - y1 < 1 or extra.get("drop"):
                     continue
-                instances.append(dict(bbox=[x1, y1, x2, y2], bbox_label=int(label),
-                                      ignore_flag=int(flag)))
+                instance = dict(bbox=[x1, y1, x2, y2], bbox_label=int(label),
+                                ignore_flag=int(flag))
+                if "mask" in extra:
+                    instance["mask"] = extra["mask"]
+                instances.append(instance)
             name = str(files[row]) if files is not None else f"{path}[{row}]"
             data_list.append(dict(
                 img_path=name, img_id=int(np.asarray(ids[row]).ravel()[0]) if ids else row,

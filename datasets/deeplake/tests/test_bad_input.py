@@ -16,8 +16,10 @@ def _png(h: int = 8, w: int = 10) -> bytes:
     return buf.getvalue()
 
 
-def _write(path, boxes, labels, extra_image: bool = False, coords: bool = True) -> str:
-    """A one-row Deep Lake detection dataset with three class names."""
+def _write(path, boxes, labels, extra_image: bool = False, coords: bool = True,
+           masks: str | None = None) -> str:
+    """A one-row Deep Lake detection dataset with three class names (and ``masks``: the
+    JSON text of a ``segmentations`` column)."""
     import deeplake
     from deeplake import types
 
@@ -34,6 +36,9 @@ def _write(path, boxes, labels, extra_image: bool = False, coords: bool = True) 
            "labels": [np.array(labels, np.uint32)]}
     if extra_image:
         row["thumbnails"] = [_png()]
+    if masks is not None:
+        ds.add_column("segmentations", types.Text())
+        row["segmentations"] = [masks]
     ds.append(row)
     ds.commit("test data")
     return str(path)
@@ -155,3 +160,25 @@ def test_deeplake_dataloader_in_a_dataset_says_where_it_belongs(build_error, goo
     message = build_error(path=good, deeplake_dataloader=dict(batch_size=2))
     assert "deeplake_dataloader (Deep Lake's mmdet 2 key) sets the dataloader" in message
     assert "cplugins_deeplake.train_detector" in message
+
+
+def test_masks_from_a_text_column(build_error, tmp_path):
+    import cplugins_deeplake  # noqa: F401
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    polygon = [[1, 1, 5, 1, 5, 5]]
+    path = _write(tmp_path / "ds", [[1, 1, 5, 5], [2, 2, 6, 6]], [0, 1],
+                  masks=f"[{polygon}, null]")
+    init_default_scope("mmdet")
+    dataset = DATASETS.build(dict(type="DeepLakeDetDataset", path=path, pipeline=[],
+                                  tensors=dict(img="images", gt_bboxes="boxes",
+                                               gt_labels="labels", gt_masks="segmentations")))
+    assert [i.get("mask") for i in dataset.get_data_info(0)["instances"]] == [polygon, None]
+    assert "is of kind BoundingBox; allowed: Text" in build_error(path=path, tensors=dict(
+        img="images", gt_bboxes="boxes", gt_labels="labels", gt_masks="boxes"))
+    one_mask = _write(tmp_path / "one", [[1, 1, 5, 5], [2, 2, 6, 6]], [0, 1],
+                      masks=f"[{polygon}]")
+    assert "row 0: 2 boxes in column 'boxes' but 1 entries in column 'segmentations'" in \
+        build_error(path=one_mask, tensors=dict(img="images", gt_bboxes="boxes",
+                                                gt_labels="labels", gt_masks="segmentations"))

@@ -88,7 +88,8 @@ def _jpeg(seed: int) -> bytes:
 
 def test_round_trip_keeps_what_coco_files_hold(tmp_path):
     """JPEG, nested file names, an image without boxes, crowd boxes, RLE and polygons,
-    categories out of id order, float boxes, annotations not grouped by image."""
+    categories out of id order, float boxes, annotations not grouped by image; the dataset
+    keeps the instances (masks included) CocoDataset keeps."""
     import cplugins_deeplake  # noqa: F401
     from cplugins_deeplake.convert import convert
     from mmdet.registry import DATASETS
@@ -111,7 +112,12 @@ def test_round_trip_keeps_what_coco_files_hold(tmp_path):
             {"id": 2, "image_id": 7, "category_id": 9, "bbox": [0, 0, 10, 10], "area": 100,
              "iscrowd": 1, "segmentation": {"counts": [1, 2], "size": [20, 30]}},
             {"id": 5, "image_id": 3, "category_id": 9, "bbox": [5, 5, 2, 2], "area": 4,
-             "iscrowd": 0}],
+             "iscrowd": 0},
+            # dropped by CocoDataset: an area of 0, an ignore flag
+            {"id": 6, "image_id": 9, "category_id": 5, "bbox": [2, 2, 5, 5], "area": 0,
+             "iscrowd": 0, "segmentation": [[2, 2, 7, 2, 7, 7]]},
+            {"id": 8, "image_id": 9, "category_id": 9, "bbox": [1, 1, 6, 6], "area": 36,
+             "iscrowd": 0, "ignore": 1}],
         "categories": [{"id": 9, "name": "dog"},
                        {"id": 5, "name": "cat", "supercategory": "animal"}]}
     (src / "annotations").mkdir()
@@ -132,7 +138,10 @@ def test_round_trip_keeps_what_coco_files_hold(tmp_path):
         data_prefix=dict(img="images/val2017/"), metainfo=dict(classes=("dog", "cat")),
         pipeline=[], test_mode=True))
     assert lake.metainfo["classes"] == ("dog", "cat")
+    assert len(lake) == len(stock) == 3
     for ours, theirs in zip(lake, stock):
         assert ours["img_id"] == theirs["img_id"]
-        assert [(i["bbox"], i["bbox_label"], i["ignore_flag"]) for i in ours["instances"]] == \
-            [(i["bbox"], i["bbox_label"], i["ignore_flag"]) for i in theirs["instances"]]
+        assert ours["instances"] == theirs["instances"]  # boxes, labels, flags, masks
+    assert [i.get("mask") for i in lake[1]["instances"]] == [[[1, 2, 3, 4, 5, 6]], None]
+    assert lake[0]["instances"][0]["mask"] == {"counts": [1, 2], "size": [20, 30]}
+    assert lake[2]["instances"] == []  # area 0 and ignore: dropped

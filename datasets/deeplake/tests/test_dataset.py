@@ -114,3 +114,20 @@ def test_rows_stay_those_read_when_the_branch_moves_on(build, deeplake_copy):
     after = deeplake.open_read_only(str(deeplake_copy))
     assert bytes(after["images"].get_bytes(0)) == other != original
     assert np.array_equal(dataset[0]["img"], mmcv.imfrombytes(original))
+
+
+def test_masks_equal_cocodataset(build, shapes_coco, shapes_deeplake):
+    """LoadAnnotations(with_mask=True) gives the same instance masks (the converter keeps the
+    COCO segmentation): what Mask R-CNN-style configs train on."""
+    def pipeline(load: str) -> list[dict]:
+        return [dict(type=load), dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
+                dict(type="PackDetInputs")]
+
+    coco = build(type="CocoDataset", **shapes_coco["train"],
+                 pipeline=pipeline("LoadImageFromFile"))
+    lake = build(type="DeepLakeDetDataset", path=str(shapes_deeplake / "train"),
+                 pipeline=pipeline("LoadImageFromDeepLake"))
+    for a, b in zip(_samples(coco), _samples(lake)):
+        ma, mb = a["data_samples"].gt_instances.masks, b["data_samples"].gt_instances.masks
+        assert type(ma) is type(mb) and len(ma) == len(mb) > 0
+        assert np.array_equal(ma.masks, mb.masks) and mb.masks.any()
