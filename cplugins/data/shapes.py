@@ -8,7 +8,8 @@ the same parameters on an intact dataset writes nothing; other parameters regene
 Command line::
 
     python -m cplugins.data.shapes detection --out DIR [--num-train N] [--num-val N] \
-        [--seed S] [--size H W] [--min-objects N] [--max-objects N]
+        [--seed S] [--size H W] [--min-objects N] [--max-objects N] \
+        [--shape-size MIN MAX] [--size-sampling uniform|log] [--background textured|plain]
     python -m cplugins.data.shapes classification --out DIR [...] [--size S | --size H W]
     python -m cplugins.data.shapes segmentation --out DIR [...] [--size H W]
 """
@@ -91,6 +92,23 @@ def _check_size(value: Size, minimum: int) -> tuple[int, int]:
     return hw
 
 
+def _check_shape_size(value: Any, hw: tuple[int, int]) -> tuple[int, int]:
+    """``shape_size`` as (min, max) px: 2 <= min <= max <= 0.8 x the shorter image side."""
+    limit = int(0.8 * min(hw))
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, Sequence)
+        or len(value) != 2
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)
+        or not 2 <= value[0] <= value[1] <= limit
+    ):
+        raise ValueError(
+            f"shape_size must be a (min, max) pair of integers with 2 <= min <= max <= {limit} "
+            f"(0.8 x the shorter side of image_size {list(hw)}), got {value!r}"
+        )
+    return int(value[0]), int(value[1])
+
+
 # ----------------------------------------------------------------------------- randomness
 def _rng(seed: int, *key: int) -> np.random.Generator:
     """Independent stream per (seed, kind, split, index): images do not depend on counts."""
@@ -101,14 +119,25 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114])
 
 
-def _background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, float]:
-    """Textured background (float32 HxWx3) and the luma of its base colour."""
+def _base_colour(rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """A background base colour (RGB, float) with luma in [30, 95] or [160, 225], and its luma."""
     dark = rng.random() < 0.5
-    while True:  # base colour, luma in [30, 95] (dark) or [160, 225] (light)
+    while True:
         base = rng.uniform(0, 255, 3)
         luma = float(_luma(base))
         if (30 <= luma <= 95) if dark else (160 <= luma <= 225):
-            break
+            return base, luma
+
+
+def _plain_background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, float]:
+    """One flat colour (float32 HxWx3, no blobs or stripes) and its luma."""
+    base, luma = _base_colour(rng)
+    return np.broadcast_to(base.astype(np.float32), (h, w, 3)).copy(), luma
+
+
+def _background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, float]:
+    """Textured background (float32 HxWx3) and the luma of its base colour."""
+    base, luma = _base_colour(rng)
     # low-frequency colour blobs: a coarse random grid upsampled bilinearly
     gh, gw = (int(v) for v in rng.integers(3, 8, 2))
     grid = np.clip(128 + rng.normal(0, 40, (gh, gw, 3)), 0, 255).astype(np.uint8)
@@ -225,22 +254,27 @@ def _scene(
     n_objects: int,
     size_range: tuple[int, int],
     simple_regions: bool,
+    log_sizes: bool = False,
+    plain: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[_Object]]:
-    """Draw ``n_objects`` shapes on a textured background.
+    """Draw ``n_objects`` shapes on a textured (or, with ``plain``, flat) background.
 
     Returns the uint8 image, the instance map (0 = background, k = k-th object) and the objects.
     Objects may overlap but keep >= :data:`MIN_VISIBLE` of their pixels; with
     ``simple_regions`` every visible region is also one 8-connected component without holes
-    (so that a single COCO polygon describes it exactly).
+    (so that a single COCO polygon describes it exactly). Shape extents are drawn uniformly in
+    ``size_range``, or log-uniformly (as many objects per octave of scale) with ``log_sizes``.
     """
-    img, bg_luma = _background(rng, h, w)
+    img, bg_luma = (_plain_background if plain else _background)(rng, h, w)
     inst = np.zeros((h, w), np.int16)
     objects: list[_Object] = []
     for _ in range(n_objects):
         for attempt in range(100):
             label = int(rng.integers(len(CLASSES)))
             lo_size, hi_size = size_range  # crowded images: try smaller shapes as attempts fail
-            size = float(rng.uniform(lo_size, hi_size - (hi_size - lo_size) * attempt / 100))
+            top = hi_size - (hi_size - lo_size) * attempt / 100
+            size = float(np.exp(rng.uniform(math.log(lo_size), math.log(top))) if log_sizes
+                         else rng.uniform(lo_size, top))
             angle = float(rng.uniform(-math.pi / 12, math.pi / 12) if label == 1 else
                           rng.uniform(0, 2 * math.pi))
             pts = _shape_outline(label, size, angle)
@@ -406,13 +440,23 @@ def make_shapes_detection(
     seed: int = 0,
     min_objects: int = 1,
     max_objects: int = 4,
+    shape_size: Sequence[int] | None = None,
+    size_sampling: str = "uniform",
+    background: str = "textured",
 ) -> dict[str, Any]:
     """Write a COCO-format shapes detection set (boxes + polygon masks) under ``root``.
 
     Layout: ``train/*.png``, ``val/*.png``, ``annotations/instances_{train,val}.json``;
     categories 1..3 = :data:`CLASSES`. Each image holds ``min_objects..max_objects`` filled
-    shapes (16..96 px) that may overlap while keeping >= 75 % of their pixels visible; ``bbox``,
+    shapes that may overlap while keeping >= 75 % of their pixels visible; ``bbox``,
     ``area`` and the single ``segmentation`` polygon describe the visible pixels exactly.
+
+    Shape extents (px) lie in ``shape_size = (min, max)``; default 16..min(96, side / 2).
+    ``size_sampling``: ``"uniform"`` (default) or ``"log"`` (log-uniform: as many objects per
+    octave of scale; with e.g. ``shape_size=(4, 100)`` on 128 px images and many objects, a
+    multi-scale set of tiny to image-filling objects in crowded and sparse scenes).
+    ``background``: ``"textured"`` (default: colour blobs and stripes) or ``"plain"`` (one
+    flat colour; an easier task). The defaults reproduce the original data byte for byte.
 
     Returns ``data_root``, ``classes``, ``metainfo``, ``{train,val}_ann_file``,
     ``{train,val}_img_prefix``, ``num_images``, ``num_instances``, ``generated`` and ready
@@ -430,7 +474,14 @@ def make_shapes_detection(
             f"min_objects must be <= max_objects, got min_objects={min_objects} > "
             f"max_objects={max_objects}"
         )
-    size_range = (MIN_SHAPE, min(MAX_SHAPE, min(h, w) // 2))
+    if size_sampling not in ("uniform", "log"):
+        raise ValueError(f"size_sampling must be 'uniform' or 'log', got {size_sampling!r}")
+    if background not in ("textured", "plain"):
+        raise ValueError(f"background must be 'textured' or 'plain', got {background!r}")
+    if shape_size is None:
+        size_range = (MIN_SHAPE, min(MAX_SHAPE, min(h, w) // 2))
+    else:
+        size_range = _check_shape_size(shape_size, (h, w))
     params = {
         "kind": "detection",
         "version": GENERATOR_VERSION,
@@ -441,6 +492,13 @@ def make_shapes_detection(
         "min_objects": min_objects,
         "max_objects": max_objects,
     }
+    # new options enter the manifest only when set, so existing datasets stay up to date
+    if shape_size is not None:
+        params["shape_size"] = list(size_range)
+    if size_sampling != "uniform":
+        params["size_sampling"] = size_sampling
+    if background != "textured":
+        params["background"] = background
     categories = [{"id": i + 1, "name": c, "supercategory": "shape"} for i, c in enumerate(CLASSES)]
 
     def build(writer: _Writer) -> dict[str, Any]:
@@ -450,7 +508,9 @@ def make_shapes_detection(
             for i in range(count):
                 rng = _rng(seed, 0, split_id, i)
                 n = int(rng.integers(min_objects, max_objects + 1))
-                img, inst, objects = _scene(rng, h, w, n, size_range, simple_regions=True)
+                img, inst, objects = _scene(rng, h, w, n, size_range, simple_regions=True,
+                                            log_sizes=size_sampling == "log",
+                                            plain=background == "plain")
                 image_id, name = i + 1, f"{i + 1:06d}.png"
                 writer.png(f"{split}/{name}", img)
                 images.append({"id": image_id, "file_name": name, "height": h, "width": w})
@@ -664,12 +724,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--size", type=int, nargs="+", metavar="PX", help="H W (or one side)")
     parser.add_argument("--min-objects", type=int, default=None, help="detection only")
     parser.add_argument("--max-objects", type=int, default=None, help="detection only")
+    parser.add_argument("--shape-size", type=int, nargs=2, metavar=("MIN", "MAX"),
+                        help="detection only: shape extents in px")
+    parser.add_argument("--size-sampling", choices=("uniform", "log"), help="detection only")
+    parser.add_argument("--background", choices=("textured", "plain"), help="detection only")
     args = parser.parse_args(argv)
 
     kwargs: dict[str, Any] = {"seed": args.seed}
-    for key in ("num_train", "num_val", "min_objects", "max_objects"):
+    detection_only = ("min_objects", "max_objects", "shape_size", "size_sampling", "background")
+    for key in ("num_train", "num_val", *detection_only):
         if getattr(args, key) is not None:
-            if key.endswith("objects") and args.kind != "detection":
+            if key in detection_only and args.kind != "detection":
                 parser.error(f"--{key.replace('_', '-')} is for detection only")
             kwargs[key] = getattr(args, key)
     if args.size:
