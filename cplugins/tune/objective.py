@@ -110,7 +110,10 @@ def _as_hook(report: TrialReportHook):
 
 def prepare(cfg: Config, work_dir: str, launcher: str) -> Config:
     """What ``tools/train.py`` adds to a config: work dir, launcher, the synthetic set, the
-    training safeguards and the plugin lock."""
+    training safeguards and the plugin lock; returned without yapf formatting of the text
+    mmengine logs and dumps (seconds a trial, with the same content)."""
+    from mmengine.config import Config
+
     from cplugins.data.synthetic import make_synthetic_data
     from cplugins.lock import add_plugin_imports
     from cplugins.training.setup import add_training_safeguards
@@ -123,7 +126,7 @@ def prepare(cfg: Config, work_dir: str, launcher: str) -> Config:
     if not any(h.get("type") == "PluginLockHook" for h in cfg.get("custom_hooks", [])):
         cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="PluginLockHook")]
     add_plugin_imports(cfg)
-    return cfg
+    return Config(cfg.to_dict(), filename=cfg.filename, format_python_code=False)
 
 
 def own_names(cfg: Config, number: int) -> None:
@@ -149,15 +152,6 @@ def release(runner) -> None:
         if isinstance(handler, logging.FileHandler):
             handler.close()
             runner.logger.removeHandler(handler)
-
-
-def _quiet(runner) -> None:
-    """mmengine's log lines to the trial's log file only (warnings still reach the terminal)."""
-    import logging
-
-    for handler in runner.logger.handlers:
-        if type(handler) is logging.StreamHandler:
-            handler.setLevel(logging.WARNING)
 
 
 def run_trial(trial: optuna.Trial, setup: TrialSetup) -> float:
@@ -191,28 +185,27 @@ def run_trial(trial: optuna.Trial, setup: TrialSetup) -> float:
     cfg = prepare(cfg, work_dir, setup.launcher)
     own_names(cfg, trial.number)
     report = TrialReportHook(trial, setup.metric)
-    with explain_unknown_types():
-        runner = Runner.from_cfg(cfg)
-    if setup.quiet:
-        _quiet(runner)
-    runner.register_hook(_as_hook(report), priority=report.priority)
-    train_start = time.perf_counter()
-    try:
-        with contextlib.ExitStack() as stack:
-            if setup.quiet:  # evaluators print (pycocotools): into the trial's folder
-                out = stack.enter_context(open(osp.join(work_dir, "stdout.log"), "a"))
-                stack.enter_context(contextlib.redirect_stdout(out))
+    with contextlib.ExitStack() as stack:
+        if setup.quiet:  # mmengine's log stream and evaluators' prints: the trial's folder
+            os.makedirs(work_dir, exist_ok=True)
+            out = stack.enter_context(open(osp.join(work_dir, "stdout.log"), "a"))
+            stack.enter_context(contextlib.redirect_stdout(out))
+        with explain_unknown_types():
+            runner = Runner.from_cfg(cfg)
+        runner.register_hook(_as_hook(report), priority=report.priority)
+        train_start = time.perf_counter()
+        try:
             runner.train()
-    except TrainingError as exc:  # e.g. a learning rate so high the loss is NaN
-        trial.set_user_attr("fail_reason", str(exc).splitlines()[0])
-        raise TrialFailed(f"trial {trial.number}: {exc}") from None
-    finally:
-        trial.set_user_attr("train_seconds", round(time.perf_counter() - train_start, 3))
-        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
-        if report.metrics:
-            trial.set_user_attr("metrics", {k: v for k, v in report.metrics.items()
-                                            if isinstance(v, (int, float, str))})
-        release(runner)
+        except TrainingError as exc:  # e.g. a learning rate so high the loss is NaN
+            trial.set_user_attr("fail_reason", str(exc).splitlines()[0])
+            raise TrialFailed(f"trial {trial.number}: {exc}") from None
+        finally:
+            trial.set_user_attr("train_seconds", round(time.perf_counter() - train_start, 3))
+            trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            if report.metrics:
+                trial.set_user_attr("metrics", {k: v for k, v in report.metrics.items()
+                                                if isinstance(v, (int, float, str))})
+            release(runner)
     if report.value is None:
         raise MetricNotFound(f"--metric {setup.metric}: the training ran no validation; "
                              "validate at least once (train_cfg.val_interval)")
