@@ -44,8 +44,10 @@ class Source:
     branch: str | None = None
     commit: str | None = None
 
-    def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, default=str)
+    def __post_init__(self) -> None:
+        # identifies the rows across processes; computed once and pickled with the samples
+        # (looked up per sample: computing it there cost as much as reading the image bytes)
+        object.__setattr__(self, "key", json.dumps(asdict(self), sort_keys=True, default=str))
 
 
 def _url(path: str) -> str:
@@ -136,7 +138,7 @@ _OPEN: dict[tuple[str, str], tuple[int, Any, Any]] = {}
 def open_column(source: Source, column: str):
     """Column ``column`` of :func:`open_source`, opened once per process (a forked worker
     reopens its own; looking the column up again per row doubled the read time)."""
-    key, pid = (source.key(), column), os.getpid()
+    key, pid = (source.key, column), os.getpid()
     cached = _OPEN.get(key)
     if cached is None or cached[0] != pid:
         data = open_source(source)  # kept: a column expires with its dataset
