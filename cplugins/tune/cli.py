@@ -17,9 +17,10 @@ EPILOG = """examples:
 Several processes (or machines) with the same --study and --storage share the trials; a
 killed one's trial is marked FAIL (heartbeat) and running the command again continues.
 --trials N counts the study's finished trials (COMPLETE, PRUNED, FAIL) and running ones.
-Multi-process training per trial: start every process of the command under the launcher
-(e.g. torchrun ... -m cplugins.cli tune ... --launcher pytorch is NOT supported: each rank
-would sample its own trials); give --launcher to train each trial as tools/train.py does.
+Multi-process training of each trial: start every process under the launcher, as with
+tools/train.py: rank 0 runs the study, every rank trains its trials together:
+  torchrun --nproc_per_node 4 -m cplugins.cli tune MMDetection_YOLOF --trials 20 \
+      --metric coco/bbox_mAP --launcher pytorch
 """
 
 
@@ -110,6 +111,8 @@ def _tune(args: argparse.Namespace) -> int:
                      quiet=not args.verbose)
     except MetricNotFound as exc:
         return _error(str(exc))
+    if study is None:  # a rank > 0 of a --launcher run: rank 0 reports
+        return 0
     from cplugins.tune.show import best_text
 
     print(best_text(study))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cplugins.templates.model import TemplateError, TemplateValidationError
+from cplugins.tune.distributed import share
 from cplugins.tune.space import SearchSpace, TuneError
 
 if TYPE_CHECKING:
@@ -67,6 +68,23 @@ class TrialSetup:
                       overrides=dict(self.overrides) or None)
 
 
+class Follower:
+    """What ranks > 0 train with instead of the Optuna trial (rank 0 owns it): the trial's
+    number; reports and attributes stay with rank 0, which answers ``should_prune``."""
+
+    def __init__(self, number: int):
+        self.number = number
+
+    def report(self, value: float, step: int) -> None:
+        pass
+
+    def set_user_attr(self, key: str, value: Any) -> None:
+        pass
+
+    def should_prune(self) -> None:
+        return None  # :func:`share` replaces it with rank 0's answer
+
+
 class TrialReportHook:
     """Reports the metric to the trial after each validation; raises ``TrialPruned`` when the
     pruner says so and :class:`MetricNotFound` when the evaluator lacks the metric."""
@@ -90,7 +108,7 @@ class TrialReportHook:
             raise error
         self.value, self.metrics = float(metrics[self.metric]), metrics
         self.trial.report(self.value, step=runner.iter)
-        if self.trial.should_prune():
+        if share(self.trial.should_prune()):  # rank 0's answer on every rank
             raise optuna.TrialPruned(f"{self.metric}={self.value:.4g} at iteration "
                                      f"{runner.iter}: pruned")
 
@@ -120,6 +138,8 @@ def prepare(cfg: Config, work_dir: str, launcher: str) -> Config:
 
     cfg.work_dir = work_dir
     cfg.launcher = launcher
+    if launcher != "none":
+        cpu_process_group(cfg)
     if cfg.get("synthetic_data"):
         make_synthetic_data(cfg.synthetic_data)
     add_training_safeguards(cfg)
@@ -127,6 +147,16 @@ def prepare(cfg: Config, work_dir: str, launcher: str) -> Config:
         cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="PluginLockHook")]
     add_plugin_imports(cfg)
     return Config(cfg.to_dict(), filename=cfg.filename, format_python_code=False)
+
+
+def cpu_process_group(cfg: Config) -> None:
+    """Without CUDA, multi-process training runs CPU DDP (no device_ids), as tools/train.py."""
+    import torch
+
+    if torch.cuda.is_available() or cfg.get("model_wrapper_cfg") is not None:
+        return
+    cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
+                                 broadcast_buffers=False)
 
 
 def own_names(cfg: Config, number: int) -> None:
@@ -169,6 +199,14 @@ def run_trial(trial: optuna.Trial, setup: TrialSetup) -> float:
         reason = "; ".join(exc.errors)
         trial.set_user_attr("fail_reason", reason)
         raise InvalidCombination(f"trial {trial.number}: {reason}") from None
+    share((trial.number, values))  # the other ranks of a --launcher run train it too
+    return train(trial, setup, values, started)
+
+
+def train(trial: optuna.Trial | Follower, setup: TrialSetup, values: dict[str, Any],
+          started: float | None = None) -> float:
+    """Render ``values``, train them in the trial's work dir; returns the metric."""
+    started = time.perf_counter() if started is None else started
     work_dir = osp.join(setup.work_dir, f"trial_{trial.number:04d}")
     trial.set_user_attr("work_dir", osp.abspath(work_dir))
     from mmengine.runner import Runner

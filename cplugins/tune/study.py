@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from cplugins.templates.model import Template, TemplateError, TemplateValidationError, format_value
+from cplugins.tune import distributed
 from cplugins.tune.objective import TrialFailed, TrialSetup, objective, prepare
 from cplugins.tune.space import SearchSpace, TuneError, build_space
 from cplugins.tune.storage import default_storage, open_storage
@@ -213,7 +214,7 @@ def tune(template: str | Template, n_trials: int, *, metric: str,
          work_dir: str | os.PathLike | None = None, launcher: str = "none",
          cfg_options: Sequence[str] | Mapping[str, Any] | None = None, task: str | None = None,
          heartbeat: int = 60, quiet: bool = True,
-         progress: Callable[[optuna.Study, Any], None] | None = None) -> optuna.Study:
+         progress: Callable[[optuna.Study, Any], None] | None = None) -> optuna.Study | None:
     """Search ``template``'s hyperparameters with Optuna; returns the study.
 
     Args:
@@ -230,7 +231,9 @@ def tune(template: str | Template, n_trials: int, *, metric: str,
             ``randomness.seed=0`` unless ``cfg_options`` set it.
         pruner: ``median``, ``none`` or an Optuna pruner.
         work_dir: default ``work_dirs/tune/<study>``; trial N trains in ``trial_000N``.
-        launcher: mmengine launcher of each training (as ``tools/train.py --launcher``).
+        launcher: mmengine launcher of each training (as ``tools/train.py --launcher``):
+            start every process under it (``torchrun ... -m cplugins.cli tune ...``); rank 0
+            runs the study and returns it, the other ranks train its trials and return None.
         cfg_options: config entries set on every trial's config.
         heartbeat: seconds between trial heartbeats (stale after twice that).
         quiet: keep mmengine's log lines out of the terminal.
@@ -268,18 +271,27 @@ def tune(template: str | Template, n_trials: int, *, metric: str,
     if storage is None:
         os.makedirs(work_dir, exist_ok=True)
         storage = default_storage(work_dir)
-    backend = open_storage(storage, heartbeat)
-    check_study(backend, study_name, direction, record)
-    try:  # the first render (mmengine): bad --data / --cfg-options, before the study is made
-        _check_inputs(setup)
-    except TemplateError as exc:
-        raise TuneError(str(exc)) from None
-    study = create_study(backend, study_name, direction, record, samplers, pruners)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # our progress lines say it all
-    optuna.storages.fail_stale_trials(study)
-    if len(study.get_trials(deepcopy=False, states=counted_states())) >= n_trials:
+    if launcher != "none":  # rank 0 runs the study, the other ranks train its trials with it
+        distributed.start(launcher)
+        if distributed.rank() != 0:
+            distributed.follow(setup)
+            return None
+    try:
+        backend = open_storage(storage, heartbeat)
+        check_study(backend, study_name, direction, record)
+        try:  # the first render (mmengine): bad --data / --cfg-options, before the study
+            _check_inputs(setup)
+        except TemplateError as exc:
+            raise TuneError(str(exc)) from None
+        study = create_study(backend, study_name, direction, record, samplers, pruners)
+        optuna.storages.fail_stale_trials(study)
+        if len(study.get_trials(deepcopy=False, states=counted_states())) >= n_trials:
+            return study
+        callbacks = [optuna.study.MaxTrialsCallback(n_trials, states=counted_states()),
+                     progress or ProgressLine(metric, n_trials)]
+        study.optimize(objective(setup), callbacks=callbacks, catch=(TrialFailed,))
         return study
-    callbacks = [optuna.study.MaxTrialsCallback(n_trials, states=counted_states()),
-                 progress or ProgressLine(metric, n_trials)]
-    study.optimize(objective(setup), callbacks=callbacks, catch=(TrialFailed,))
-    return study
+    finally:
+        if launcher != "none":
+            distributed.share(distributed.DONE)  # the other ranks return
