@@ -13,6 +13,7 @@ import os
 import os.path as osp
 import socket
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -224,10 +225,13 @@ def train(trial: optuna.Trial | Follower, setup: TrialSetup, values: dict[str, A
     own_names(cfg, trial.number)
     report = TrialReportHook(trial, setup.metric)
     with contextlib.ExitStack() as stack:
-        if setup.quiet:  # mmengine's log stream and evaluators' prints: the trial's folder
+        if setup.quiet:  # mmengine's log stream, prints and warnings: the trial's folder
             os.makedirs(work_dir, exist_ok=True)
             out = stack.enter_context(open(osp.join(work_dir, "stdout.log"), "a"))
             stack.enter_context(contextlib.redirect_stdout(out))
+            stack.enter_context(warnings.catch_warnings())
+            warnings.showwarning = lambda message, category, filename, lineno, *_: out.write(
+                warnings.formatwarning(message, category, filename, lineno))
         with explain_unknown_types():
             runner = Runner.from_cfg(cfg)
         runner.register_hook(_as_hook(report), priority=report.priority)
