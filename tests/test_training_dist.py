@@ -302,6 +302,22 @@ def test_resume_with_another_number_of_processes_warns(runs):
     assert (runs / "other_world" / "iter_4.pth").exists()
 
 
+def test_global_loss_norm_only_touches_heads_checked_safe():
+    """Normalised: heads that compute every loss whatever the images hold; left alone: heads
+    that already reduce over ranks, and heads whose loss code was not checked."""
+    from mmdet.models import dense_heads
+
+    from cplugins.training.loss_norm import classify_head
+
+    expected = {"RetinaHead": "normalise", "RPNHead": "normalise", "SSDHead": "normalise",
+                "AnchorHead": "normalise", "FCOSHead": "already global",
+                "ATSSHead": "already global", "YOLOXHead": "already global",
+                "FreeAnchorRetinaHead": "unverified", "GuidedAnchorHead": "unverified"}
+    for name, kind in expected.items():
+        head_class = getattr(dense_heads, name)
+        assert classify_head(head_class.__new__(head_class)) == kind, name
+
+
 def test_sync_bn_without_a_launcher_is_refused(runs):
     message = (runs / "sync_bn_alone.txt").read_text()
     assert "error: --sync-bn synchronises BatchNorm across processes: give --launcher " \
