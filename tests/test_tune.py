@@ -174,3 +174,34 @@ def test_a_study_made_for_another_direction_or_space_is_refused_untouched(tmp_pa
     study = optuna.load_study(study_name="s", storage=url)
     assert study.trials == [] and study.direction.name == "MAXIMIZE"
     assert study.user_attrs["cplugins"] == record
+
+
+def test_building_the_command_line_imports_no_optuna():
+    """`cplugins list` and the other commands do not pay for optuna (nor torch)."""
+    result = run_python("import sys\nfrom cplugins.cli import build_parser\nbuild_parser()\n"
+                        "print(sorted(m for m in ('optuna', 'sqlalchemy', 'torch') "
+                        "if m in sys.modules))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_grid_sampler_visits_every_combination_once():
+    import optuna
+
+    from cplugins.tune.study import make_sampler
+
+    template = get_template("MMDetection_FasterRCNN")
+    space = build_space(template, ["batch_size=1:3", "use_perclass_regression"])
+    study = optuna.create_study(sampler=make_sampler("grid", space, seed=0))
+    seen = []
+
+    def objective(trial) -> float:
+        values = space.suggest(trial)
+        seen.append((values["batch_size"], values["use_perclass_regression"]))
+        return 0.0
+
+    study.optimize(objective, n_trials=10)  # the grid stops the study after its 6 points
+    assert sorted(seen) == [(b, r) for b in (1, 2, 3) for r in (False, True)]
+    with pytest.raises(TuneError) as info:
+        make_sampler("grid", build_space(template, ["per_item_lrate"]), seed=0)
+    assert str(info.value).startswith("--sampler grid: per_item_lrate is a continuous range")
