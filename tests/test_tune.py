@@ -142,6 +142,14 @@ def test_bad_input_on_the_command_line_exits_2_with_one_line_and_starts_nothing(
         assert code == 2 and len(err) == 1, err
         assert err[0].startswith(f"error: --storage {url}: {reason}"), err
     assert not list(tmp_path.iterdir())  # nothing written
+    code, _, err = _tune(tmp_path, "MMDetection_FasterRCNN", *BASE, "--data", "/no/such",
+                         "--work-dir", "w")
+    assert (code, err) == (2, ["error: --data '/no/such': no such directory; give the folder "
+                                "of a COCO-format dataset (annotations/instances_train*.json, "
+                                "instances_val*.json and the image folders)"])
+    import optuna
+
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 'w' / 'tune.db'}") == []
 
 
 def test_a_study_made_for_another_direction_or_space_is_refused_untouched(tmp_path):
