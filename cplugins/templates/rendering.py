@@ -168,6 +168,11 @@ def _finalize(ctx: RenderContext, prune: bool) -> None:
     if not any(h.get("type") == EXPERIMENT_HOOK for h in hooks):
         hooks.append(dict(type=EXPERIMENT_HOOK))
     cfg.custom_hooks = hooks
+    # NaN guard, atomic checkpoints, random states: for a stock Runner too (tools/train.py
+    # finds them present and adds nothing)
+    from cplugins.training.setup import add_training_safeguards
+
+    add_training_safeguards(cfg)
     source = ctx.data.source if ctx.data is not None else "config"
     cfg.template = dict(name=template.qualified_name, data=source,
                         hyperparameters={hp.name: ctx.hp[hp.name]
