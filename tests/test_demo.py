@@ -15,7 +15,7 @@ from PIL import Image
 
 from cplugins.data.shapes import make_shapes_detection
 
-DEMO_CONFIG = REPO / "configs" / "augfpn" / "fcos_r18-w32_augfpn_800i_shapes-easy128.py"
+DEMO_CONFIG = REPO / "configs" / "augfpn" / "fcos_r18-w32_augfpn_600i_shapes-easy128.py"
 
 
 def _boxes(root: Path, split: str) -> tuple[dict, list]:
@@ -135,10 +135,12 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=4))
     for picture in pictures:
         drawn = np.asarray(Image.open(picture).convert("RGB"))
         original = np.asarray(Image.open(data_root / "val" / picture.name[4:]).convert("RGB"))
-        # ground truth | predictions, each at the original image size
-        assert drawn.shape == (64, 128, 3)
-        # the left half carries the ground-truth boxes: it differs from the image
-        assert (drawn[:, :64] != original).any(axis=-1).mean() > 0.02
+        enlarged = original.repeat(3, axis=0).repeat(3, axis=1)  # --scale 3 (the default)
+        # ground truth | predictions, each the image drawn 3x larger
+        assert drawn.shape == (192, 384, 3)
+        # the left half is the image plus the ground-truth boxes: mostly the image, not all
+        changed = (drawn[:, :192] != enlarged).any(axis=-1).mean()
+        assert 0.01 < changed < 0.5
 
     # the curve was drawn from this run's logged scalars: 4 losses, validations at 2 and 4
     import sys

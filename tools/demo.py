@@ -27,7 +27,7 @@ from dataclasses import dataclass
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEFAULT_CONFIG = "configs/augfpn/fcos_r18-w32_augfpn_800i_shapes-easy128.py"
+DEFAULT_CONFIG = "configs/augfpn/fcos_r18-w32_augfpn_600i_shapes-easy128.py"
 MAP_KEY = "coco/bbox_mAP"
 
 
@@ -46,8 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", default="work_dirs/demo")
     parser.add_argument("--images", type=int, default=4,
                         help="validation images drawn (ground truth | predictions)")
-    parser.add_argument("--score-thr", type=float, default=0.5,
-                        help="predictions drawn have at least this score")
+    parser.add_argument("--score-thr", type=float, default=0.3,
+                        help="predictions drawn have at least this score (default 0.3, "
+                             "mmdet's)")
+    parser.add_argument("--scale", type=int, default=3,
+                        help="the pictures are drawn this many times larger than the images")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="passed to tools/train.py")
     parser.add_argument("--draw-only", action="store_true",
@@ -56,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.images < 0:
         parser.error(f"--images must be >= 0, got {args.images}")
+    if args.scale < 1:
+        parser.error(f"--scale must be >= 1, got {args.scale}")
     if not 0 <= args.score_thr <= 1:
         parser.error(f"--score-thr must be in [0, 1], got {args.score_thr}")
     return args
@@ -71,15 +76,24 @@ def latest_scalars(work_dir: str) -> str:
 
 
 def read_curve(scalars_path: str) -> Curve:
-    """Training ``loss`` and validation ``coco/bbox_mAP`` per iteration (``step``)."""
-    loss, mAP = [], []
+    """Training ``loss`` and validation ``coco/bbox_mAP`` per iteration (``step``).
+
+    A validation logged by epoch (``LoggerHook(log_metric_by_epoch=True)``, mmengine's
+    default: step 0 in an iteration-based run) is placed at the last training iteration logged
+    before it.
+    """
+    loss: list[tuple[int, float]] = []
+    mAP: list[tuple[int, float]] = []
     with open(scalars_path) as f:
         for line in f:
             entry = json.loads(line)
             if "loss" in entry:
                 loss.append((int(entry["step"]), float(entry["loss"])))
             if MAP_KEY in entry:
-                mAP.append((int(entry["step"]), float(entry[MAP_KEY])))
+                step = int(entry["step"])
+                if loss and step < loss[-1][0]:
+                    step = loss[-1][0]
+                mAP.append((step, float(entry[MAP_KEY])))
     return Curve(loss, mAP)
 
 
@@ -114,8 +128,10 @@ def _checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
-def draw_predictions(work_dir: str, num_images: int, score_thr: float) -> list[str]:
-    """Ground truth | predictions of the first ``num_images`` validation images (PNG files).
+def draw_predictions(work_dir: str, num_images: int, score_thr: float,
+                     scale: int = 1) -> list[str]:
+    """Ground truth | predictions of the first ``num_images`` validation images (PNG files of
+    ``scale * H`` x ``2 * scale * W`` pixels).
 
     Uses the config and checkpoint the training saved in ``work_dir``; the ground truth is the
     dataset's annotation in original image coordinates, like the predictions.
@@ -153,6 +169,10 @@ def draw_predictions(work_dir: str, num_images: int, score_thr: float) -> list[s
                                 .reshape(-1, 4)),
             labels=torch.tensor([x["bbox_label"] for x in instances], dtype=torch.long))
         image = mmcv.imread(info["img_path"], channel_order="rgb")
+        if scale != 1:  # nearest: the pixels stay visible as they are
+            image = mmcv.imrescale(image, scale, interpolation="nearest")
+            sample.gt_instances.bboxes *= scale
+            sample.pred_instances.bboxes *= scale
         out_file = osp.join(out_dir, f"val_{osp.splitext(osp.basename(info['img_path']))[0]}.png")
         visualizer.add_datasample(osp.basename(out_file), image, sample, draw_gt=True,
                                   draw_pred=True, show=False, out_file=out_file,
@@ -179,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
     curve_file = osp.join(out_dir, "training_curve.png")
     os.makedirs(out_dir, exist_ok=True)
     draw_curve(curve, curve_file)
-    pictures = draw_predictions(args.work_dir, args.images, args.score_thr)
+    pictures = draw_predictions(args.work_dir, args.images, args.score_thr, args.scale)
     total_s = time.time() - start
     final = curve.mAP[-1] if curve.mAP else None
     print()

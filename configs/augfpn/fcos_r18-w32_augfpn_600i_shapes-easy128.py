@@ -61,7 +61,7 @@ val_dataloader = dict(dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val.json')
 test_evaluator = val_evaluator
-max_iters = 800
+max_iters = 600
 train_cfg = dict(max_iters=max_iters, val_interval=200)
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = [
@@ -69,6 +69,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters, eta_min=1e-5),
 ]
 randomness = dict(seed=0)
-default_hooks = dict(logger=dict(type='LoggerHook', interval=50),
+# log_metric_by_epoch=False: validation metrics are logged at their iteration (the curve)
+default_hooks = dict(logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
                      checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters))
 log_processor = dict(by_epoch=False)
