@@ -1,6 +1,6 @@
 """`cplugins tune` with real Optuna and real trainings (tiny): a seeded search whose trials
 train with the values sampled and whose best config reproduces its metric; two processes
-sharing a study; a killed study continued; pruning; a metric the evaluator never produces.
+sharing a study; a killed study continued; median pruning; a metric the evaluator never produces.
 
 CPU budget: Faster R-CNN with 64-channel heads (tests/test_templates_train.py's SMALL_HEADS)
 on 2 training images of 96x128 px, 1-2 iterations an epoch.
@@ -197,19 +197,36 @@ def test_a_killed_study_continues_and_its_trial_is_failed(shapes, tmp_path):
     assert "trial 1 [2/2] coco/bbox_mAP=" in result.stderr
 
 
-def test_pruning_stops_a_trial_at_its_first_validation(shapes, tmp_path):
-    """A pruner that prunes every value below 1 stops a 2-epoch training after epoch 1."""
+def test_median_pruning_stops_a_trial_below_the_median_at_its_first_validation(shapes,
+                                                                               tmp_path):
+    """The study has two complete trials whose metric was 0.9 after iteration 1; the next
+    trial (a real 2-epoch training) scores less there: the median pruner (`--pruner median`)
+    stops it after epoch 1."""
     import optuna
 
+    from cplugins.templates import get_template
     from cplugins.tune import tune
+    from cplugins.tune.space import build_space
+    from cplugins.tune.storage import open_storage
+    from cplugins.tune.study import _overrides, _record, create_study, make_pruner
 
-    study = tune(TEMPLATE, 1, metric=METRIC, search=["per_item_lrate"],
-                 fixed={**FIXED, "num_epochs": "2"}, data=shapes, seed=0,
-                 pruner=optuna.pruners.ThresholdPruner(lower=1.0), work_dir=tmp_path / "w",
-                 cfg_options=OPTIONS)
-    (trial,) = study.trials
+    fixed = {**FIXED, "num_epochs": "2"}
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    space = build_space(get_template(TEMPLATE), ["per_item_lrate"], fixed)
+    record = _record(space, METRIC, shapes, _overrides(OPTIONS))
+    study = create_study(open_storage(url), "median", "maximize", record,
+                         optuna.samplers.RandomSampler(), make_pruner("median"))
+    for value in (0.9, 0.9):  # earlier trials: 0.9 after iteration 1 and at the end
+        study.add_trial(optuna.trial.create_trial(
+            params={"per_item_lrate": 1e-3}, distributions=space.distributions, value=value,
+            intermediate_values={1: value, 2: value}))
+    study = tune(TEMPLATE, 3, metric=METRIC, search=["per_item_lrate"], fixed=fixed,
+                 data=shapes, seed=0, pruner="median", storage=url, study_name="median",
+                 work_dir=tmp_path / "w", cfg_options=OPTIONS)
+    trial = study.trials[2]
     assert trial.state.name == "PRUNED"
-    assert list(trial.intermediate_values) == [1]  # batch 2 of 2 images: epoch 1 = 1 iteration
+    (reported,) = trial.intermediate_values.values()  # batch 2 of 2 images: 1 iteration/epoch
+    assert list(trial.intermediate_values) == [1] and reported < 0.9
     log = next(Path(trial.user_attrs["work_dir"]).glob("*/*.log")).read_text()
     assert "Epoch(train) [1][1/1]" in log and "Epoch(train) [2]" not in log
 
