@@ -69,7 +69,9 @@ def test_torchrun_two_processes_read_different_rows(shapes_deeplake, tmp_path):
          str(REPO / "tools" / "train.py"), str(tmp_path / "two.py"), "--launcher", "pytorch",
          "--work-dir", str(tmp_path / "work"), "--no-progress"],
         capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # a rank's own error comes before the other rank's traceback: show the error lines too
+    errors = [line for line in result.stderr.splitlines() if "Error" in line or "error:" in line]
+    assert result.returncode == 0, "\n".join(errors[:20]) + "\n...\n" + result.stderr[-3000:]
     work = tmp_path / "work"
     log = next(work.glob("*/*.log")).read_text()
     assert "Distributed training: True" in log and "(train) [1][2/2]" in log
