@@ -516,6 +516,11 @@ def convert(src: str, dst: str, to: str | None = None, progress: bool = True) ->
             raise ConvertError(f"--to deeplake: {src!r} is a Deep Lake dataset already")
         if is_mmseg(src):  # before folder_splits: img_dir/ and ann_dir/ look like splits
             return mmseg_to_deeplake(src, dst, progress)
+        half = [d for d in _SEG_DIRS if osp.isdir(osp.join(src, d))]
+        if half:  # not an image-folder set with a split named img_dir
+            raise ConvertError(f"{src!r} has {half[0]}/ but no "
+                               f"{'ann_dir' if half[0] == 'img_dir' else 'img_dir'}/; an mmseg "
+                               f"set needs both (nothing written)")
         if folder_splits(src):
             return folder_to_deeplake(src, dst, progress)
         return coco_to_deeplake(src, dst, progress)

@@ -81,6 +81,9 @@ def test_round_trip_is_byte_identical(shapes_seg, tmp_path):
     (src / "ann_dir/train/c.png").write_bytes(files["ann_dir/train/a.png"])  # no image
     with pytest.raises(ConvertError, match="ann_dir/train/c.png has no pair"):
         convert(str(src), str(tmp_path / "out"), progress=False)
+    (src / "ann_dir").rename(src / "labels")  # not an image-folder set with a split img_dir
+    with pytest.raises(ConvertError, match="has img_dir/ but no ann_dir/"):
+        convert(str(src), str(tmp_path / "out"), progress=False)
     assert not (tmp_path / "out").exists()
 
 
