@@ -103,3 +103,44 @@ def test_update_readme_that_does_not_exist_is_one_error_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].endswith(
         f"--update-readme: {tmp_path / 'nope.md'} is not a file")
+
+
+def test_variants_differ_only_in_the_augfpn_components():
+    """Same data, schedule, backbone and heads for every variant; only the neck, the detector
+    (CS) and the RoI extractor (SRS) change, in the table's order."""
+    from mmengine.config import Config
+
+    cfgs = [Config.fromfile(str(REPO / config)) for _, config in ablation.VARIANTS]
+    parts = [(c.model.type, c.model.neck.type, c.model.roi_head.type,
+              c.model.roi_head.bbox_roi_extractor.type) for c in cfgs]
+    assert parts == [
+        ("FasterRCNN", "FPN", "StandardRoIHead", "SingleRoIExtractor"),
+        ("FasterRCNN", "AugFPN", "StandardRoIHead", "SingleRoIExtractor"),
+        ("CSTwoStageDetector", "AugFPN", "CSRoIHead", "SingleRoIExtractor"),
+        ("CSTwoStageDetector", "AugFPN", "CSRoIHead", "SoftRoIExtractor"),
+    ]
+    for cfg in cfgs[1:]:
+        for key in ("synthetic_data", "train_dataloader", "val_evaluator", "train_cfg",
+                    "optim_wrapper", "param_scheduler", "randomness"):
+            assert cfg[key] == cfgs[0][key], key
+        assert cfg.model.backbone == cfgs[0].model.backbone
+        assert cfg.model.rpn_head == cfgs[0].model.rpn_head
+        assert cfg.model.roi_head.bbox_head == cfgs[0].model.roi_head.bbox_head
+    data = cfgs[0].synthetic_data
+    assert (data.size_sampling, tuple(data.shape_size), data.max_objects) == ("log", (4, 100), 12)
+
+
+def test_multiscale_option_spans_tiny_to_large_objects_in_sparse_and_crowded_scenes(tmp_path):
+    from cplugins.data.shapes import make_shapes_detection
+
+    info = make_shapes_detection(tmp_path, num_train=1, num_val=24, image_size=(128, 128),
+                                 min_objects=1, max_objects=12, shape_size=(4, 100),
+                                 size_sampling="log")
+    ann = json.loads((Path(info["data_root"]) / info["val_ann_file"]).read_text())
+    longest = np.array([max(a["bbox"][2:]) for a in ann["annotations"]])
+    per_image = np.bincount([a["image_id"] for a in ann["annotations"]], minlength=25)[1:]
+    assert longest.min() <= 8 and longest.max() >= 64  # a few pixels to most of the image
+    assert per_image.min() <= 3 and per_image.max() >= 9  # sparse and crowded scenes
+    # log-uniform: log(20/4) / log(100/4) = half of the shapes are under 20 px (uniform
+    # sampling would give 16 / 96, a sixth)
+    assert 0.3 < (longest < 20).mean() < 0.7

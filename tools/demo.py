@@ -128,8 +128,18 @@ def _checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
+def saved_config(work_dir: str, config: str | None = None) -> str:
+    """The config a training saved in ``work_dir``: ``config``'s name there, else the newest."""
+    if config is not None and osp.isfile(osp.join(work_dir, osp.basename(config))):
+        return osp.join(work_dir, osp.basename(config))
+    found = glob.glob(osp.join(work_dir, "*.py"))
+    if not found:
+        raise SystemExit(f"error: no saved config in {work_dir}")
+    return max(found, key=osp.getmtime)
+
+
 def draw_predictions(work_dir: str, num_images: int, score_thr: float,
-                     scale: int = 1) -> list[str]:
+                     scale: int = 1, config: str | None = None) -> list[str]:
     """Ground truth | predictions of the first ``num_images`` validation images (PNG files of
     ``scale * H`` x ``2 * scale * W`` pixels).
 
@@ -148,10 +158,7 @@ def draw_predictions(work_dir: str, num_images: int, score_thr: float,
     from mmengine.registry import init_default_scope
     from mmengine.structures import InstanceData
 
-    configs = sorted(glob.glob(osp.join(work_dir, "*.py")))
-    if not configs:
-        raise SystemExit(f"error: no saved config in {work_dir}")
-    cfg = prepare_config(configs[-1], [], work_dir, "none", progress=False)
+    cfg = prepare_config(saved_config(work_dir, config), [], work_dir, "none", progress=False)
     init_default_scope("mmdet")
     model = init_detector(cfg, _checkpoint(work_dir), device="cpu")
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
@@ -199,7 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
     curve_file = osp.join(out_dir, "training_curve.png")
     os.makedirs(out_dir, exist_ok=True)
     draw_curve(curve, curve_file)
-    pictures = draw_predictions(args.work_dir, args.images, args.score_thr, args.scale)
+    pictures = draw_predictions(args.work_dir, args.images, args.score_thr, args.scale,
+                                None if args.draw_only else args.config)
     total_s = time.time() - start
     final = curve.mAP[-1] if curve.mAP else None
     print()
