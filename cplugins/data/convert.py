@@ -1,5 +1,5 @@
-"""``cplugins data convert SRC DST [--to deeplake|coco|folder|mmseg]`` (light: the conversion itself lives
-in the ``cplugins-deeplake`` plugin and is imported only when the command runs)."""
+"""``cplugins data convert SRC DST [--to deeplake|coco|folder|mmseg]`` (light: the conversion
+itself lives in the ``cplugins-deeplake`` plugin and is imported only when the command runs)."""
 from __future__ import annotations
 
 import sys
