@@ -182,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cplugins.data.convert import add_parser as add_convert_parser  # light
 
     add_convert_parser(add_data_parsers(sub))
+    from cplugins.tune.cli import add_parser as add_tune_parser  # light: optuna only when run
+
+    add_tune_parser(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 
 import cplugins.all  # noqa: F401  (registers every installed plugin; arms the compat fixes)
+from cplugins.data.synthetic import make_synthetic_data
 from cplugins.lock import add_plugin_imports
 
 
@@ -20,28 +21,15 @@ def parse_cfg_options(options: list[str]) -> dict:
     return namespace.cfg_options
 
 
-def make_synthetic_data(spec: dict) -> dict:
-    """Generate the embedded dataset a config declares in ``synthetic_data``."""
-    from cplugins.data import shapes
-
-    spec = dict(spec)
-    task = spec.pop("task")
-    makers = {"detection": shapes.make_shapes_detection,
-              "classification": shapes.make_shapes_classification,
-              "segmentation": shapes.make_shapes_segmentation}
-    if task not in makers:
-        raise ValueError(f"synthetic_data.task={task!r}; allowed: {', '.join(makers)}")
-    root = spec.pop("data_root")
-    return makers[task](root, **spec)
-
-
 def use_cpu_process_group(cfg: Config) -> None:
     """Without CUDA, multi-process training runs on gloo with CPU DDP (no device_ids)."""
     import torch
 
     if torch.cuda.is_available():
         return
-    cfg.setdefault("env_cfg", {}).setdefault("dist_cfg", {})["backend"] = "gloo"
+    env_cfg = dict(cfg.get("env_cfg") or {})  # (Config.setdefault returns copies)
+    env_cfg["dist_cfg"] = dict(env_cfg.get("dist_cfg") or {}, backend="gloo")
+    cfg.env_cfg = env_cfg
     if cfg.get("model_wrapper_cfg") is None:
         cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
                                      broadcast_buffers=False)

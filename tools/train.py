@@ -28,8 +28,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--template", help="train a template (see `cplugins templates`)")
     parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="NAME=VALUE",
                         help="template hyperparameters, e.g. batch_size=4 image_size=512")
-    parser.add_argument("--data", help="template dataset folder (COCO, image folders, or "
-                                       "img_dir/ann_dir); default: the synthetic set")
+    parser.add_argument("--data", help="template dataset folder (COCO, image folders, "
+                                       "img_dir/ann_dir, or train/ and val/ Deep Lake "
+                                       "datasets); default: the synthetic set")
     parser.add_argument("--task", choices=["detection", "classification", "segmentation"],
                         help="for template names that exist in several tasks")
     parser.add_argument("--work-dir", help="where logs and checkpoints go")
@@ -49,6 +50,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the data check decodes N images per split, chosen reproducibly "
                              "(default 1000; 0: all); every file is checked to exist")
     parser.add_argument("--amp", action="store_true", help="automatic mixed precision")
+    parser.add_argument("--seed", type=int,
+                        help="random seed (randomness.seed); with several processes rank r "
+                             "draws from seed + r")
+    parser.add_argument("--sync-bn", action="store_true",
+                        help="multi-process: BatchNorm statistics over the batch of all "
+                             "processes (SyncBatchNorm on CUDA, CrossRankBatchNorm on CPU)")
+    parser.add_argument("--no-global-loss-norm", action="store_true",
+                        help="multi-process: keep mmdet anchor heads' per-process loss "
+                             "normalisation (default: by the positives of all processes)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE",
                         help="override config entries, e.g. train_cfg.max_epochs=1 "
                              "(iteration-based configs: train_cfg.max_iters=10)")
@@ -64,6 +74,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.data_check_sample < 0:
         parser.error(f"--data-check-sample must be >= 0 (0: every image), got "
                      f"{args.data_check_sample}")
+    if args.sync_bn and args.launcher == "none":
+        parser.error("--sync-bn synchronises BatchNorm across processes: give --launcher "
+                     "pytorch, slurm or mpi (e.g. torchrun --nproc_per_node 2 tools/train.py "
+                     "... --launcher pytorch --sync-bn)")
     if args.resume_or_start and args.resume is None:
         args.resume = "auto"
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
@@ -112,14 +126,25 @@ def main(argv: list[str] | None = None) -> dict:
     from cplugins.training.startup import check_fits_model, read_local_checkpoint, resume_target
 
     add_training_safeguards(cfg, nan_guard=not args.no_nan_guard)
-    try:  # before anything is built: bad data, nothing to resume, an unreadable checkpoint
-        if not args.no_data_check:
-            check_training_data(cfg, args.data_check_sample or None)
+    if args.launcher != "none":  # each rank its own random stream; equivalence options
+        import torch
+
+        from cplugins.training.setup import add_multiprocess_options, seed_ranks_apart
+
+        seed_ranks_apart(cfg, args.seed)
+        add_multiprocess_options(cfg, sync_bn=args.sync_bn,
+                                 global_loss_norm=not args.no_global_loss_norm,
+                                 cuda=torch.cuda.is_available())
+    elif args.seed is not None:
+        cfg.randomness = dict(cfg.get("randomness") or {}, seed=args.seed)
+    try:  # before anything is built: nothing to resume, an unreadable checkpoint, bad data
         resume_from = resume_target(args.resume, cfg.work_dir, args.resume_or_start)
         checkpoint_path = resume_from or cfg.get("load_from")
         checkpoint = read_local_checkpoint(checkpoint_path)
         for warning in check_checkpoint_plugins(checkpoint, checkpoint_path):  # its plugins
             print(f"warning: {warning}", file=sys.stderr)
+        if not args.no_data_check:
+            check_training_data(cfg, args.data_check_sample or None)
     except (DataCheckError, CheckpointFileError, PluginLockError) as exc:
         raise SystemExit(f"error: {exc}") from None
     if resume_from:
