@@ -191,8 +191,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p_render.add_argument("name", help="template name (or TASK/NAME)")
     p_render.add_argument("--set", nargs="+", action="extend", default=[], metavar="NAME=VALUE",
                           help="hyperparameters, e.g. batch_size=4 image_size=512,640")
-    p_render.add_argument("--data", help="dataset folder (COCO / image folders / img_dir+ann_dir);"
-                                         " default: the task's synthetic set")
+    p_render.add_argument("--data", help="dataset folder (COCO / image folders / img_dir+ann_dir"
+                                         " / train+val Deep Lake datasets); default: the "
+                                         "task's synthetic set")
     p_render.add_argument("--task", choices=list(TASKS), help="for names in several tasks")
     p_render.add_argument("--cfg-options", nargs="+", action="extend", default=[],
                           metavar="KEY=VALUE", help="config entries set after rendering")
