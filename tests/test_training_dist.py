@@ -207,6 +207,13 @@ def worker(out: Path) -> None:
         with contextlib.redirect_stderr(stderr), contextlib.suppress(SystemExit):
             _train(out, "sync_bn_alone", bn, "--no-data-check", "--sync-bn")
         (out / "sync_bn_alone.txt").write_text(stderr.getvalue())
+        # torchrun with one process: distributed, but nothing to synchronise
+        main_args = ["--no-data-check", "--launcher", "pytorch", "--sync-bn"]
+        from train import main
+
+        (out / "sync_bn_one.py").write_text(bn)
+        main([str(out / "sync_bn_one.py"), "--work-dir", str(out / "sync_bn_one"),
+              "--no-progress", *main_args])
 
 
 # --- the tests -------------------------------------------------------------------------------
@@ -220,7 +227,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """The output of one 2-process launch, then one single-process launch."""
+    """The output of one 2-process launch, then one single-process launch (torchrun too:
+    its last run is distributed, the others run without a launcher)."""
     from helpers import run_python
 
     from cplugins.data.shapes import make_shapes_detection
@@ -231,7 +239,8 @@ def runs(tmp_path_factory) -> Path:
     two = run_python("", env=env, args=["-m", "torch.distributed.run", "--nproc_per_node", "2",
                                         "--master_port", str(_free_port()), __file__, str(out)])
     assert two.returncode == 0, (two.stdout + two.stderr)[-4000:]
-    one = run_python("", env=env, args=[__file__, str(out)])
+    one = run_python("", env=env, args=["-m", "torch.distributed.run", "--nproc_per_node", "1",
+                                        "--master_port", str(_free_port()), __file__, str(out)])
     assert one.returncode == 0, (one.stdout + one.stderr)[-4000:]
     return out
 
@@ -316,6 +325,14 @@ def test_global_loss_norm_only_touches_heads_checked_safe():
     for name, kind in expected.items():
         head_class = getattr(dense_heads, name)
         assert classify_head(head_class.__new__(head_class)) == kind, name
+
+
+def test_sync_bn_with_one_process_warns_and_trains_plain_batchnorm(runs):
+    log = next((runs / "sync_bn_one").glob("*/*.log")).read_text()
+    assert "--sync-bn): a single process, nothing to synchronise" in log
+    assert "Distributed training: True" in log
+    torch.testing.assert_close(_weights(runs / "sync_bn_one" / "iter_3.pth"),
+                               _weights(runs / "bn_single" / "iter_3.pth"))
 
 
 def test_sync_bn_without_a_launcher_is_refused(runs):
