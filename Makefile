@@ -37,7 +37,7 @@ $(STAMP): $(BIN)/python $(CONSTRAINTS) requirements/stack.txt pyproject.toml $(a
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/python tools/train.py configs/augfpn/faster-rcnn_r18_augfpn_400i_shapes.py --work-dir work_dirs/demo
+	$(BIN)/python tools/demo.py --work-dir work_dirs/demo
 
 # pytest exits 5 when it collected no test: that means the suite is broken, say so.
 test: $(STAMP)
