@@ -213,3 +213,35 @@ def test_grid_sampler_visits_every_combination_once():
     with pytest.raises(TuneError) as info:
         make_sampler("grid", build_space(template, ["per_item_lrate"]), seed=0)
     assert str(info.value).startswith("--sampler grid: per_item_lrate is a continuous range")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_not_counted(tmp_path, kind):
+    """A process killed between creating its trial and the trial's first heartbeat leaves a
+    RUNNING trial with no heartbeat at all; Optuna's RDB storage never calls such a trial
+    stale, so it stayed RUNNING for ever and counted as one of the study's N trials. Once
+    older than the grace period it is failed, and the study goes on (here: N=1, nothing to
+    train)."""
+    import time
+
+    import optuna
+
+    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.tune import tune
+    from cplugins.tune.storage import open_storage
+    from cplugins.tune.study import _overrides, _record, create_study, make_pruner
+
+    data = make_shapes_detection(tmp_path / "det", num_train=1, num_val=1,
+                                 image_size=(64, 64))["data_root"]
+    url = (f"sqlite:///{tmp_path / 'tune.db'}" if kind == "sqlite"
+           else f"journal:{tmp_path / 'tune.log'}")
+    space = build_space(get_template("MMDetection_FasterRCNN"), ["per_item_lrate"])
+    record = _record(space, "coco/bbox_mAP", data, _overrides(None))
+    study = create_study(open_storage(url, heartbeat=1), "s", "maximize", record,
+                         optuna.samplers.RandomSampler(), make_pruner("none"))
+    study.ask()  # RUNNING, no heartbeat yet: its process is killed here
+    time.sleep(2.5)  # past the grace period (twice the heartbeat)
+    study = tune("MMDetection_FasterRCNN", 1, metric="coco/bbox_mAP", search=["per_item_lrate"],
+                 data=data, storage=url, study_name="s", heartbeat=1, pruner="none",
+                 work_dir=tmp_path / "w")
+    assert [t.state.name for t in study.trials] == ["FAIL"]

@@ -48,15 +48,13 @@ def open_storage(url: str, heartbeat: int = 60) -> BaseStorage:
         warnings.filterwarnings("ignore", category=ExperimentalWarning)  # heartbeat: stable
         if url.startswith(JOURNAL):
             return _journal(url[len(JOURNAL):], heartbeat)
-        from optuna.storages import RDBStorage
-
         engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
         if url.startswith("sqlite:///"):
             folder = osp.dirname(url[len("sqlite:///"):])
             if folder and not osp.isdir(folder):
                 raise TuneError(f"--storage {url}: folder {folder} does not exist")
-        return RDBStorage(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
-                          grace_period=2 * heartbeat)
+        return _heartbeat_rdb_class()(url, engine_kwargs=engine, heartbeat_interval=heartbeat,
+                                      grace_period=2 * heartbeat)
     except TuneError:
         raise
     except Exception as exc:  # sqlalchemy / driver / OS errors: one line, no traceback
@@ -64,6 +62,36 @@ def open_storage(url: str, heartbeat: int = 60) -> BaseStorage:
         raise TuneError(f"--storage {url}: cannot open it: {type(exc).__name__}: {reason}; "
                         "allowed: sqlite:///FILE, an SQLAlchemy database URL, or "
                         "journal:FILE") from None
+
+
+def _heartbeat_rdb_class():
+    """``RDBStorage`` that also calls stale a RUNNING trial with no heartbeat at all (its
+    process was killed before the first one) once it started longer ago than the grace
+    period: Optuna skips such a trial, which then stayed RUNNING and counted for ever."""
+    from datetime import datetime, timedelta
+
+    from optuna.storages import RDBStorage
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+    from sqlalchemy import orm
+
+    class HeartbeatRDBStorage(RDBStorage):
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            stale = super()._get_stale_trial_ids(study_id)
+            # datetime_start is Optuna's datetime.now() (local, naive): compare with the same
+            started_before = datetime.now() - timedelta(seconds=self.grace_period)
+            with _create_scoped_session(self.scoped_session) as session:
+                running = (session.query(models.TrialModel)
+                           .options(orm.selectinload(models.TrialModel.heartbeats))
+                           .filter(models.TrialModel.state == TrialState.RUNNING)
+                           .filter(models.TrialModel.study_id == study_id).all())
+                stale += [t.trial_id for t in running if not t.heartbeats
+                          and t.datetime_start is not None
+                          and t.datetime_start < started_before]
+            return stale
+
+    return HeartbeatRDBStorage
 
 
 def _journal(path: str, heartbeat: int) -> BaseStorage:
