@@ -17,7 +17,9 @@ from helpers import REPO
 
 import cplugins  # noqa: F401  (before torchvision / mmdet: arms the compat fixes)
 from cplugins.bench.collect import collect_cases
-from cplugins.bench.measure import mmcv_ops_available
+from cplugins.bench.loading import run_loading_case
+from cplugins.bench.measure import Timer, mmcv_ops_available
+from cplugins.bench.progress import Progress
 from cplugins.bench.runner import Settings, prepare_case
 from cplugins.bench.workload import flatten_tensors
 
@@ -26,7 +28,8 @@ CASES, _OWNERS, ERRORS = collect_cases([str(CASES_FILE)])
 #: small sizes: image-like inputs 80x96 (Inception-v4's valid convolutions need >= 75)
 SMALL_IMAGE = (80, 96)
 SMALL_BATCH = {"cls_features": 8, "scores": 8}
-SMALL_INPUTS = {"rois": {"rois_per_image": 32}}
+SMALL_INPUTS = {"rois": {"rois_per_image": 32},
+                "cplugins_deeplake.bench:shapes_copies": {"images": 4, "size": (64, 80)}}
 #: detectors: fewer proposals and sampled RoIs (the box head's FCs dominate a small step)
 SMALL_DETECTOR = {"model.train_cfg.rpn_proposal.nms_pre": 200,
                   "model.train_cfg.rpn_proposal.max_per_img": 64,
@@ -66,6 +69,16 @@ def test_case_small(benchmark, case):
     batch = SMALL_BATCH.get(case.generator, 1)
     if case.generator in SMALL_INPUTS:
         case = dataclasses.replace(case, inputs={**case.inputs, **SMALL_INPUTS[case.generator]})
+    if case.kind == "dataloader":  # one pass of each loader, 0 workers
+        modes = benchmark.pedantic(
+            run_loading_case, args=(case, None, (0,), 1, 0, Timer(torch.device("cpu")),
+                                    Progress(2, enabled=False)),
+            rounds=1, iterations=1, warmup_rounds=0)
+        result = modes["load 0w"]
+        counts = {result[role]["samples_per_pass"] for role in ("module", "baseline")
+                  if role in result}
+        assert len(counts) == 1 and counts.pop() > 0
+        return
     if case.kind == "detector":
         case = dataclasses.replace(case, module={**case.module, **SMALL_DETECTOR},
                                    baseline={**(case.baseline or {}), **SMALL_DETECTOR})

@@ -58,6 +58,7 @@ def test_bench_writes_table_json_chart_and_progress(tmp_path):
                                                  "KEY=VALUE"),
     (["missing.py"], "NAME 'missing.py': no such config file"),
     (["SoftF1Loss", "--device", "npu"], "--device 'npu': allowed: cpu, cuda, cuda:N"),
+    (["SoftF1Loss", "--workers", "-1"], "workers must be an int >= 0, got -1"),
 ])
 def test_bench_bad_arguments_name_the_value(args, message, capsys):
     assert main(["bench", *args]) == 2  # in-process: these fail before anything runs
@@ -154,3 +155,73 @@ def test_bench_config_snippet_with_unknown_fields_is_rejected(tmp_path, capsys):
     assert main(["bench", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"NAME '{bad}': bench_case has unknown fields ['modul'] / lacks ['module']" in err
+
+
+#: a data-loading case on stock mmdet parts: the shapes COCO folder through two pipelines
+LOADING_CASE = textwrap.dedent("""
+    _load = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True)]
+    _coco = dict(type='CocoDataset', data_root='{data_root}', ann_file='{train_ann_file}',
+                 data_prefix=dict(img='{train_img_prefix}'), metainfo=dict(classes='{classes}'))
+    bench_case = dict(
+        kind='dataloader', workers=WORKERS,
+        module=dict(batch_size=2, collate_fn=dict(type='pseudo_collate'),
+                    dataset=dict(_coco, pipeline=_load + [
+                        dict(type='Resize', scale=(80, 64)), dict(type='PackDetInputs')])),
+        baseline=dict(batch_size=2, collate_fn=dict(type='pseudo_collate'),
+                      dataset=dict(_coco, pipeline=_load + [dict(type='PackDetInputs')])),
+        baseline_label='no-resize',
+        inputs=dict(generator='cplugins.data.shapes:make_shapes_detection', num_train=5,
+                    num_val=1, image_size=(32, 40)))
+""")
+
+
+def test_dataloader_case_reports_samples_per_second_and_their_ratio(tmp_path):
+    snippet = tmp_path / "loading.py"
+    snippet.write_text(LOADING_CASE.replace("WORKERS", "(0,)"))
+    result = bench(str(snippet), *FAST, "--rounds", "2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stderr.splitlines() if "load 0w:" in x)
+    assert line.startswith("loading bs=2 load 0w: CocoDataset ")
+    assert " samples/s vs no-resize " in line and " samples/s ratio " in line
+    assert "loading  2   load 0w  CocoDataset " in result.stdout  # the table
+    record = json.loads((tmp_path / "bench.json").read_text())
+    assert record["matmul_peak"] is None  # data loading alone: no matmul peak
+    res = record["results"][0]
+    assert res["kind"] == "dataloader" and res["status"] == "ok"
+    entry = res["modes"]["load 0w"]
+    for role in ("module", "baseline"):  # every image once per pass, 2 timed passes
+        assert entry[role]["samples_per_pass"] == 5
+        assert len(entry[role]["samples_ms"]) == 2
+    # samples/s ratio = module / baseline per pass (the inverse of the time ratio)
+    module_rates = [1e3 / ms for ms in entry["module"]["samples_ms"]]
+    base_rates = [1e3 / ms for ms in entry["baseline"]["samples_ms"]]
+    per_pass = sorted(m / b for m, b in zip(module_rates, base_rates))
+    assert entry["throughput_ratio"]["median"] == pytest.approx(sum(per_pass) / 2)
+    assert entry["ratio"]["median"] == pytest.approx(sum(1 / r for r in per_pass) / 2)
+    assert f"{entry['throughput_ratio']['median']:.3f}" in line
+
+
+@pytest.mark.parametrize("change, message", [
+    ("bench_case['workers'] = (-1,)",
+     "workers must be worker counts (ints >= 0, e.g. (0, 2)), got (-1,)"),
+    ("bench_case['module'] = dict(batch_size=2)",
+     "module of a dataloader case is an mmengine dataloader config with a dataset=dict(type="),
+    ("bench_case['inputs'] = dict(generator='image')",
+     "a dataloader case needs inputs generator='package.module:func'"),
+])
+def test_bad_dataloader_case_is_one_clear_error(tmp_path, capsys, change, message):
+    snippet = tmp_path / "loading.py"
+    snippet.write_text(LOADING_CASE.replace("WORKERS", "(0,)") + change + "\n")
+    assert main(["bench", str(snippet), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert f"cplugins bench: error: benchmark case 'loading': {message}" in err
+
+
+def test_dataloader_case_with_an_unknown_placeholder_names_it(tmp_path):
+    snippet = tmp_path / "loading.py"
+    snippet.write_text(LOADING_CASE.replace("WORKERS", "(0,)").replace("{train_ann_file}",
+                                                                       "{ann}"))
+    result = bench(str(snippet), *FAST, "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert "loading: error: ValueError: benchmark case 'loading': placeholder(s) ['ann'] in " \
+           "'{ann}'; the generator gives: " in result.stderr

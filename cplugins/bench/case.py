@@ -4,7 +4,7 @@ A case names the module to time (a config dict built in a registry scope, or an 
 the baseline it is compared with, and how its inputs are generated. Inputs are *described* here
 (a generator name plus parameters); :mod:`cplugins.bench.inputs` builds the tensors.
 
-Two kinds:
+Three kinds:
 
 * ``kind="module"``: ``module`` / ``baseline`` are config dicts (``type`` is a name in the
   ``scope``'s ``model`` registry or ``"package.module:Class"``); timed as forward and
@@ -12,6 +12,11 @@ Two kinds:
 * ``kind="detector"``: ``config`` is an mmengine config (a path or ``"mmdet::..."``);
   ``module`` / ``baseline`` are cfg-options (``{"model.neck.type": "AugFPN"}``) applied to it;
   timed as a train step and as inference on synthetic batches.
+* ``kind="dataloader"``: ``module`` / ``baseline`` are mmengine dataloader configs (a
+  ``dataset`` dict and optionally ``batch_size``, ``sampler``, ``collate_fn``); the inputs
+  generator is ``"package.module:func"``, called as ``func(root, **params)`` to write the data
+  under the folder ``root`` and return the values of the ``"{placeholders}"`` in the configs'
+  strings; timed as samples/s over full passes, once per worker count in ``workers``.
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ GENERATORS: dict[str, str] = {
     "detection_batch": "synthetic detection batch (images and boxes) for a detector; params: "
                        "image_size, batch, num_gt",
 }
-KINDS = ("module", "detector")
+KINDS = ("module", "detector", "dataloader")
 _NAME = re.compile(r"^[A-Za-z0-9][\w.+-]*$")
 _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
@@ -56,6 +61,12 @@ def _check_config(case: str, label: str, cfg: object, kind: str) -> dict:
         if not isinstance(kind_type, str) or not kind_type:
             raise ValueError(f"benchmark case {case!r}: {label} needs a 'type' (a registered "
                              f"name or 'package.module:Class'), got {cfg!r}")
+    elif kind == "dataloader":
+        dataset = cfg.get("dataset")
+        if not isinstance(dataset, Mapping) or not isinstance(dataset.get("type"), str):
+            raise ValueError(f"benchmark case {case!r}: {label} of a dataloader case is an "
+                             "mmengine dataloader config with a dataset=dict(type=...), got "
+                             f"{cfg!r}")
     elif not all(isinstance(k, str) and k for k in cfg):
         raise ValueError(f"benchmark case {case!r}: {label} of a detector case holds "
                          f"cfg-options with dotted string keys, got {cfg!r}")
@@ -75,7 +86,7 @@ class BenchmarkCase:
         baseline: config (or cfg-options) of the comparison point; ``None``: no baseline.
         baseline_label: how the baseline is shown; defaults to its ``type``.
         scope: registry scope the configs are built in (``"mmdet"``, ``"mmpretrain"``, ...).
-        kind: ``"module"`` or ``"detector"``.
+        kind: ``"module"``, ``"detector"`` or ``"dataloader"``.
         config: the detector config (path or ``"mmdet::..."``), only with ``kind="detector"``.
         baseline_config: the baseline's detector config when it differs from ``config``.
         train_method: method called for forward+backward (``"loss"`` for mmpretrain heads,
@@ -87,6 +98,8 @@ class BenchmarkCase:
         needs_ops: the case needs mmcv's compiled ops (RoIAlign, NMS): reported as skipped
             where they are missing (mmcv-lite).
         description: one line shown by ``cplugins bench --list``.
+        workers: dataloader worker counts measured (``kind="dataloader"``; each a separate
+            measurement, persistent workers).
     """
 
     name: str
@@ -103,6 +116,7 @@ class BenchmarkCase:
     equivalent: bool = False
     needs_ops: bool = False
     description: str = ""
+    workers: tuple[int, ...] = (0, 2)
     provider: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -124,7 +138,9 @@ class BenchmarkCase:
             raise ValueError(f"benchmark case {self.name!r}: inputs must be a dict with a "
                              f"'generator', got {self.inputs!r}")
         generator = self.inputs.get("generator")
-        if generator not in GENERATORS and not is_target(generator):
+        if self.kind == "dataloader":
+            self._check_dataloader(generator)
+        elif generator not in GENERATORS and not is_target(generator):
             raise ValueError(f"benchmark case {self.name!r}: inputs generator={generator!r}; "
                              f"allowed: {', '.join(GENERATORS)} or 'package.module:func'")
         object.__setattr__(self, "inputs", dict(self.inputs))
@@ -147,14 +163,36 @@ class BenchmarkCase:
         if self.equivalent and self.baseline is None:
             raise ValueError(f"benchmark case {self.name!r}: equivalent=True needs a baseline")
         if not self.baseline_label and self.baseline is not None:
-            label = self.baseline.get("type") if self.kind == "module" else "baseline"
+            label = {"module": self.baseline.get("type"), "detector": "baseline",
+                     "dataloader": (self.baseline.get("dataset") or {}).get("type")}[self.kind]
             object.__setattr__(self, "baseline_label", str(label).rpartition(":")[2])
+
+    def _check_dataloader(self, generator: object) -> None:
+        if not is_target(generator):
+            raise ValueError(f"benchmark case {self.name!r}: a dataloader case needs inputs "
+                             "generator='package.module:func' (it writes the data and returns "
+                             f"the config placeholders), got {generator!r}")
+        workers = self.workers
+        if isinstance(workers, int) and not isinstance(workers, bool):
+            workers = (workers,)
+        if (not isinstance(workers, (tuple, list)) or not workers or any(
+                isinstance(w, bool) or not isinstance(w, int) or w < 0 for w in workers)):
+            raise ValueError(f"benchmark case {self.name!r}: workers must be worker counts "
+                             f"(ints >= 0, e.g. (0, 2)), got {self.workers!r}")
+        object.__setattr__(self, "workers", tuple(workers))
+        for field_name in ("weight_sync", "equivalent", "needs_ops"):
+            if getattr(self, field_name):
+                raise ValueError(f"benchmark case {self.name!r}: {field_name} is not used "
+                                 "with kind='dataloader'")
 
     @property
     def label(self) -> str:
-        """How the timed module is shown: its type (module) or the case name (detector)."""
+        """How the timed module is shown: its type (module), the case name (detector) or
+        the dataset type (dataloader)."""
         if self.kind == "detector":
             return self.name
+        if self.kind == "dataloader":
+            return str(self.module["dataset"]["type"]).rpartition(":")[2]
         return str(self.module["type"]).rpartition(":")[2]
 
     @property
@@ -175,6 +213,7 @@ class BenchmarkCase:
             "train_method": self.train_method, "weight_sync": self.weight_sync,
             "equivalent": self.equivalent, "needs_ops": self.needs_ops,
             "description": self.description, "provider": self.provider,
+            "workers": list(self.workers),
         }
 
 

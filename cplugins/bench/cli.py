@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cplugins.bench.case import BenchmarkCase, select
 
-MODES = ("fwd", "fwd+bwd", "infer", "train")
+MODES = ("fwd", "fwd+bwd", "infer", "train", "load")
 DTYPE_CHOICES = ("fp32", "bf16", "fp16")
 
 EPILOG = """\
@@ -28,6 +28,7 @@ config (whole-detector mode: train step and inference on synthetic batches), e.g
   cplugins bench configs/augfpn/faster-rcnn_r18_augfpn_400i_shapes.py \\
       --baseline-options model.neck.type=FPN --input-size 256 320
   cplugins bench RFA-vs-literal --plugin benchmarks/cases.py
+  cplugins bench DeepLake-loading --rounds 7 --workers 0 2   # data loading: samples/s
 """
 
 
@@ -93,8 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image size for image-like inputs (default: each case's own)")
     parser.add_argument("--mode", action="append", choices=MODES, dest="modes",
                         help="only these modes (repeatable; default: all of a case's kind)")
-    parser.add_argument("--rounds", type=int, default=10, help="timed rounds (default 10)")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up calls (default 2)")
+    parser.add_argument("--rounds", type=int, default=10,
+                        help="timed rounds (data loading: full passes per loader; default 10)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="warm-up calls (data loading: passes; default 2)")
+    parser.add_argument("--workers", type=int, nargs="+", metavar="N",
+                        help="dataloader worker counts of data-loading cases (default: each "
+                             "case's own, e.g. 0 2)")
     parser.add_argument("--timer", default="auto", choices=("auto", "events", "sync", "process"),
                         help="GPU: CUDA events (auto) or synchronized perf_counter; CPU: "
                              "perf_counter (auto) or process CPU time (shared machines, with "
@@ -177,6 +183,18 @@ def override_baseline(case: BenchmarkCase, baseline: str | None,
                       cases: list[BenchmarkCase], base_options: dict) -> BenchmarkCase:
     """``case`` with ``--baseline`` / ``--baseline-options`` applied (a detector case takes a
     config ``.py`` or ``none``; its ``--baseline-options`` are merged by the caller)."""
+    if case.kind == "dataloader":
+        if baseline is not None and baseline.lower() != "none":
+            raise ValueError(f"--baseline {baseline!r}: case {case.name!r} is a dataloader "
+                             "case; give 'none' or --baseline-options KEY=VALUE")
+        if baseline is not None:
+            return dataclasses.replace(case, baseline=None, baseline_label="")
+        if base_options:
+            if case.baseline is None:
+                raise ValueError(f"--baseline-options: case {case.name!r} has no baseline")
+            case = dataclasses.replace(case, baseline=apply_options(case.baseline,
+                                                                    base_options))
+        return case
     if case.kind != "module":
         if baseline is None:
             return case
@@ -214,6 +232,8 @@ def _list(cases: list[BenchmarkCase]) -> str:
     for case in cases:
         base = case.baseline_label or "-"
         where = f"config {case.config}" if case.kind == "detector" else f"scope {case.scope}"
+        if case.kind == "dataloader":
+            where += f"; workers {', '.join(map(str, case.workers))}"
         lines.append(f"{case.name:<26} {case.kind:<8} {case.label} vs {base}  "
                      f"[{case.generator}; {where}; {case.provider}]")
         if case.description:
@@ -245,8 +265,8 @@ def run_command(args: argparse.Namespace) -> int:
             for case in select(declared, [name]):
                 if module_options:
                     case = dataclasses.replace(case, module=(
-                        apply_options(case.module, module_options) if case.kind == "module"
-                        else {**case.module, **module_options}))
+                        {**case.module, **module_options} if case.kind == "detector"
+                        else apply_options(case.module, module_options)))
                 if case.kind == "detector" and base_options:
                     case = dataclasses.replace(case, baseline={**(case.baseline or {}),
                                                                **base_options})
@@ -273,7 +293,7 @@ def _run(cases: list[BenchmarkCase], args: argparse.Namespace) -> int:
         warmup=args.warmup, modes=tuple(args.modes) if args.modes else None, timer=args.timer,
         seed=args.seed, memory=not args.no_memory, flops=not args.no_flops,
         peak=not args.no_peak, peak_size=args.peak_size, threads=args.threads,
-        profile=args.profile)
+        profile=args.profile, workers=tuple(args.workers) if args.workers else None)
     out = Path(args.out or os.path.join(
         "work_dirs", "bench", _dt.datetime.now().strftime("%Y%m%d-%H%M%S")))
     record = run(cases, settings, quiet=args.quiet, command=list(sys.argv))

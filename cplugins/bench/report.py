@@ -16,6 +16,13 @@ def _cell_time(entry: dict | None) -> str:
            f"{format_seconds(s['p75'])}]"
 
 
+def _cell_rate(entry: dict | None) -> str:
+    if not entry:
+        return "-"
+    s = entry["samples_per_s"]
+    return f"{s['median']:.1f} samples/s [{s['p25']:.1f}-{s['p75']:.1f}]"
+
+
 def table_rows(record: dict) -> list[list[str]]:
     """Rows (header first) of the summary table."""
     peak = record.get("matmul_peak")
@@ -28,17 +35,19 @@ def table_rows(record: dict) -> list[list[str]]:
             rows.append([result["case"], str(result.get("batch_size_requested") or "-"),
                          result.get("status", "?"), what, "", "", "", "", "", "", ""])
             continue
+        loading = result.get("kind") == "dataloader"  # samples/s and their ratio
+        cell = _cell_rate if loading else _cell_time
         for mode, res in result["modes"].items():
             module, base = res["module"], res.get("baseline")
-            ratio = res.get("ratio")
+            ratio = res.get("throughput_ratio" if loading else "ratio")
             ratio_cell = (f"{ratio['median']:.3f} [{ratio['p25']:.3f}-{ratio['p75']:.3f}]"
                           if ratio else "-")
             flops = (module.get("flops") or {}).get("total")
             frac = module.get("peak_fraction")
             rows.append([
                 result["case"], str(result.get("batch_size", "-")), mode,
-                f"{module['label']} {_cell_time(module)}",
-                f"{base['label']} {_cell_time(base)}" if base else "-",
+                f"{module['label']} {cell(module)}",
+                f"{base['label']} {cell(base)}" if base else "-",
                 ratio_cell, format_count(flops), format_count(
                     module.get("achieved_flops_per_s")),
                 f"{100 * frac:.1f}%" if frac is not None else "-",
@@ -62,7 +71,8 @@ def format_table(record: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    notes = ["ratio: module / baseline per interleaved round (median and quartiles); FLOPs: "
+    notes = ["ratio: module / baseline per interleaved round (median and quartiles; time, or "
+             "samples/s for data loading); FLOPs: "
              "torch.utils.flop_counter (matmul/conv only); memory: "
              + ("CUDA allocator peak" if env["device"].startswith("cuda")
                 else "process RSS growth (approximate)")]

@@ -1,4 +1,6 @@
-"""Run benchmark cases: build, check, warm up, time interleaved rounds, memory, FLOPs."""
+"""Run benchmark cases: build, check, warm up, time interleaved rounds, memory, FLOPs.
+
+Data-loading cases (``kind="dataloader"``) are run by :mod:`cplugins.bench.loading`."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -13,6 +15,7 @@ from cplugins.bench import stats
 from cplugins.bench.case import BenchmarkCase
 from cplugins.bench.inputs import Inputs, generate
 from cplugins.bench.lite import enable_lite_mmdet
+from cplugins.bench.loading import DATALOADER_MODES, run_loading_case
 from cplugins.bench.measure import (
     DTYPES,
     TIMERS,
@@ -41,14 +44,15 @@ from cplugins.bench.workload import (
 )
 
 SCHEMA = "cplugins-bench/1"
-ALL_MODES = MODULE_MODES + DETECTOR_MODES
+ALL_MODES = MODULE_MODES + DETECTOR_MODES + DATALOADER_MODES
 
 
 @dataclass
 class Settings:
     """How to run (the ``cplugins bench`` options). ``batch_sizes`` entries of ``None`` use
     each case's own batch size; ``modes`` ``None`` runs every mode of a case's kind;
-    ``profile`` adds one ``torch.profiler`` call per workload and mode (kernel launches)."""
+    ``profile`` adds one ``torch.profiler`` call per workload and mode (kernel launches);
+    ``workers`` ``None`` measures each dataloader case at its own worker counts."""
 
     device: str = "cpu"
     dtype: str = "fp32"
@@ -67,6 +71,7 @@ class Settings:
     peak_size: int | None = None
     threads: int | None = None
     profile: bool = False
+    workers: tuple | None = None
 
     def __post_init__(self) -> None:
         def positive(name: str, value: object, minimum: int = 1) -> None:
@@ -102,9 +107,16 @@ class Settings:
             positive("threads", self.threads)
         if self.peak_size is not None:
             positive("peak size", self.peak_size)
+        if self.workers is not None:
+            self.workers = tuple(self.workers)
+            if not self.workers:
+                raise ValueError("workers: give at least one worker count")
+            for count in self.workers:
+                positive("workers", count, 0)
 
     def modes_for(self, case: BenchmarkCase) -> tuple[str, ...]:
-        own = MODULE_MODES if case.kind == "module" else DETECTOR_MODES
+        own = {"module": MODULE_MODES, "detector": DETECTOR_MODES,
+               "dataloader": DATALOADER_MODES}[case.kind]
         return own if self.modes is None else tuple(m for m in self.modes if m in own)
 
 
@@ -116,6 +128,7 @@ def planned_calls(cases: Sequence[BenchmarkCase], settings: Settings) -> int:
     """Timed and warm-up calls the run makes (the progress total)."""
     per = settings.warmup + settings.rounds
     return sum(len(settings.modes_for(c)) * _workload_count(c) * per
+               * (len(settings.workers or c.workers) if c.kind == "dataloader" else 1)
                for c in cases) * len(settings.batch_sizes)
 
 
@@ -166,7 +179,12 @@ def _build_detector_case(case: BenchmarkCase, batch: int | None, settings: Setti
 
 def prepare_case(case: BenchmarkCase, batch: int | None, settings: Settings,
                  device: torch.device) -> tuple[Inputs, list[Workload], dict | None]:
-    """Inputs, workloads (module first, then baseline) and the output check of a case."""
+    """Inputs, workloads (module first, then baseline) and the output check of a case
+    (module and detector cases; dataloader cases run through
+    :func:`~cplugins.bench.loading.run_loading_case`)."""
+    if case.kind == "dataloader":
+        raise ValueError(f"benchmark case {case.name!r}: a dataloader case has no tensor "
+                         "inputs or modules to prepare; run it with run_loading_case")
     build = _build_module_case if case.kind == "module" else _build_detector_case
     return build(case, batch, settings, device, DTYPES[settings.dtype])
 
@@ -242,6 +260,13 @@ def run_case(case: BenchmarkCase, batch: int | None, settings: Settings, device:
         progress.update(f"{case.name} skipped", planned)
         progress.note(f"{case.name}: skipped: {record['reason']}")
         return record
+    if case.kind == "dataloader":
+        record["modes"] = run_loading_case(case, batch, settings.workers or case.workers,
+                                           settings.rounds, settings.warmup, timer, progress,
+                                           settings.seed)
+        record["batch_size"] = next(iter(record["modes"].values()))["batch_size"]
+        record["status"] = "ok"
+        return record
     inputs, workloads, check = prepare_case(case, batch, settings, device)
     record.update(batch_size=inputs.batch, inputs=inputs.shapes,
                   image_size=list(inputs.image_size) if inputs.image_size else None,
@@ -281,7 +306,7 @@ def run(cases: Sequence[BenchmarkCase], settings: Settings, *, stream: TextIO | 
                         enabled=not quiet)
     started = _dt.datetime.now(_dt.timezone.utc)
     peak = None
-    if settings.peak:
+    if settings.peak and any(case.kind != "dataloader" for case in cases):
         progress.note(f"measuring the {settings.dtype} matmul peak of {device} (again at the "
                       "end; the higher one counts) ...")
         peak = matmul_peak(device, DTYPES[settings.dtype], settings.peak_size, timer=timer)

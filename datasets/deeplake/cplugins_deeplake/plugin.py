@@ -27,3 +27,11 @@ def cplugins_examples() -> list:
                     dict(pipeline=[dict(type="LoadImageFromDeepLake"),
                                    dict(type="LoadAnnotations", with_bbox=True)]),
                     setup="cplugins_deeplake.example:example_data")]
+
+
+@hookimpl
+def cplugins_benchmark_cases() -> list:
+    """``DeepLake-loading``: the mmdet train pipeline from Deep Lake vs the COCO folder."""
+    from cplugins_deeplake.bench import loading_case
+
+    return [loading_case()]
