@@ -1,4 +1,7 @@
-"""Hook implementations of cplugins-deeplake (light: imports neither deeplake nor torch)."""
+"""Hook implementations of cplugins-deeplake (light: imports neither deeplake nor torch).
+
+Loaded detached from the package (see ``cplugins.manager.load_hook_module``): imports only
+``cplugins``; the benchmark case names its data writer as an import target."""
 from cplugins import ModuleSpec, hookimpl
 
 
@@ -29,9 +32,39 @@ def cplugins_examples() -> list:
                     setup="cplugins_deeplake.example:example_data")]
 
 
+def _pipeline(load: str, size: tuple[int, int]) -> list[dict]:
+    return [dict(type=load), dict(type="LoadAnnotations", with_bbox=True),
+            dict(type="Resize", scale=(size[1], size[0]), keep_ratio=True),
+            dict(type="RandomFlip", prob=0.5), dict(type="PackDetInputs")]
+
+
+def _loader(dataset: dict) -> dict:
+    return dict(batch_size=2, sampler=dict(type="DefaultSampler", shuffle=False),
+                collate_fn=dict(type="pseudo_collate"), dataset=dataset)
+
+
+def loading_case(images: int = 32, size: tuple[int, int] = (256, 320)):
+    """``DeepLake-loading``: samples/s of ``DeepLakeDetDataset`` + ``LoadImageFromDeepLake``
+    vs ``CocoDataset`` + ``LoadImageFromFile`` on the same images and pipeline (LoadAnnotations,
+    Resize, RandomFlip 0.5, PackDetInputs; batch 2, in order), 0 and 2 workers."""
+    from cplugins.bench import BenchmarkCase
+
+    return BenchmarkCase(
+        "DeepLake-loading",
+        _loader(dict(type="DeepLakeDetDataset", path="{deeplake_path}",
+                     pipeline=_pipeline("LoadImageFromDeepLake", size))),
+        dict(generator="cplugins_deeplake.bench:shapes_copies", images=images, size=size),
+        baseline=_loader(dict(type="CocoDataset", data_root="{coco_root}",
+                              ann_file="{coco_ann}", data_prefix=dict(img="{coco_img}"),
+                              metainfo=dict(classes="{classes}"),
+                              pipeline=_pipeline("LoadImageFromFile", size))),
+        baseline_label="CocoDataset (COCO folder)", scope="mmdet", kind="dataloader",
+        workers=(0, 2),
+        description=f"full mmdet train pipeline, {images} shapes images {size[0]}x{size[1]} "
+                    "PNG: Deep Lake copy vs COCO folder (samples/s)")
+
+
 @hookimpl
 def cplugins_benchmark_cases() -> list:
     """``DeepLake-loading``: the mmdet train pipeline from Deep Lake vs the COCO folder."""
-    from cplugins_deeplake.bench import loading_case
-
     return [loading_case()]
