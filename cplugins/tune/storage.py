@@ -6,8 +6,9 @@
   e.g. on a file system several machines share).
 
 Every trial sends a heartbeat each ``heartbeat`` seconds; a RUNNING trial whose heartbeat is
-older than twice that (its process was killed) is marked FAIL when any process of the study
-starts its next trial.
+older than twice that (its process was killed), or that has none and started longer ago than
+that (killed before its first), is marked FAIL when any process of the study starts its next
+trial.
 """
 from __future__ import annotations
 
