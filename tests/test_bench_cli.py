@@ -225,3 +225,11 @@ def test_dataloader_case_with_an_unknown_placeholder_names_it(tmp_path):
     assert result.returncode == 1
     assert "loading: error: ValueError: benchmark case 'loading': placeholder(s) ['ann'] in " \
            "'{ann}'; the generator gives: " in result.stderr
+
+
+def test_dataloader_case_takes_only_none_as_baseline(tmp_path, capsys):
+    snippet = tmp_path / "loading.py"
+    snippet.write_text(LOADING_CASE.replace("WORKERS", "(0,)"))
+    assert main(["bench", str(snippet), *FAST, "--baseline", "FPN"]) == 2
+    assert ("cplugins bench: error: --baseline 'FPN': case 'loading' is a dataloader case; "
+            "give 'none' or --baseline-options KEY=VALUE") in capsys.readouterr().err

@@ -260,9 +260,14 @@ def run_command(args: argparse.Namespace) -> int:
         chosen: list[BenchmarkCase] = []
         for name in args.names:
             if name.endswith(".py"):
-                chosen.append(cases_from_config(name, args))
-                continue
-            for case in select(declared, [name]):
+                case = cases_from_config(name, args)
+                if case.kind == "detector" and case.config == name:  # options applied there
+                    chosen.append(case)
+                    continue
+                matched = [case]  # a bench_case: --options / --baseline as a declared case
+            else:
+                matched = select(declared, [name])
+            for case in matched:
                 if module_options:
                     case = dataclasses.replace(case, module=(
                         {**case.module, **module_options} if case.kind == "detector"

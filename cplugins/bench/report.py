@@ -90,7 +90,8 @@ def write_json(record: dict, path: str | os.PathLike) -> Path:
 def write_chart(record: dict, path: str | os.PathLike) -> Path | None:
     """A PNG, one row per mode: left, median time of module and baseline of every case
     (log scale, whiskers at the quartiles); right, the per-round ratio module / baseline
-    (median, quartile whiskers; 1 = as fast as the baseline). None when nothing ran."""
+    (median, quartile whiskers; 1 = as fast as the baseline; data loading: samples/s module /
+    baseline, so above 1 = faster). None when nothing ran."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -111,6 +112,8 @@ def write_chart(record: dict, path: str | os.PathLike) -> Path | None:
                              gridspec_kw={"width_ratios": [3, 2], "height_ratios": heights})
     bar = 0.38
     for (ax_t, ax_r), (mode, entries) in zip(axes, by_mode.items()):
+        loading = all("samples_per_s" in res["module"] for _, res in entries)
+        ratio_key = "throughput_ratio" if loading else "ratio"
         lowest = min(res[role]["stats"]["p25"] for _, res in entries
                      for role in ("module", "baseline") if role in res)
         highest = max(res[role]["stats"]["p75"] for _, res in entries
@@ -127,8 +130,8 @@ def write_chart(record: dict, path: str | os.PathLike) -> Path | None:
                           label=role if i == 0 else None)
                 ax_t.text(s["p75"], i + offset, f" {entry['label']} {format_seconds(s['median'])}",
                           va="center", fontsize=7)
-            if "ratio" in res:
-                r = res["ratio"]
+            if ratio_key in res:
+                r = res[ratio_key]
                 ax_r.errorbar(r["median"], i, xerr=[[r["median"] - r["p25"]],
                                                     [r["p75"] - r["median"]]],
                               fmt="o", color="tab:blue", capsize=3)
@@ -142,15 +145,17 @@ def write_chart(record: dict, path: str | os.PathLike) -> Path | None:
         ax_t.set_xscale("log")
         ax_t.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax_t.set_xlim(lowest / 3, highest * 12)  # room for the labels right of the bars
-        ax_t.set_title(f"{mode}: median ms per call (log)", fontsize=9, loc="left")
+        ax_t.set_title(f"{mode}: median ms per {'sample' if loading else 'call'} (log)",
+                       fontsize=9, loc="left")
         ax_t.legend(loc="lower right", fontsize=7, framealpha=0.7)
-        ratios = [v for _, res in entries if "ratio" in res
-                  for v in (res["ratio"]["p25"], res["ratio"]["p75"])]
+        ratios = [v for _, res in entries if ratio_key in res
+                  for v in (res[ratio_key]["p25"], res[ratio_key]["p75"])]
         if ratios and max(ratios) / min(ratios) > 4:  # wide spread of ratios: log axis
             ax_r.set_xscale("log")
             ax_r.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax_r.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
-        ax_r.set_title(f"{mode}: module / baseline (1 = same speed)", fontsize=9, loc="left")
+        ax_r.set_title(f"{mode}: {'samples/s ' if loading else ''}module / baseline "
+                       "(1 = same speed)", fontsize=9, loc="left")
         ax_r.margins(x=0.3)
     env = record["environment"]
     fig.suptitle(f"cplugins bench: {env['device_name']} ({env['device']}), "
