@@ -39,6 +39,7 @@ def test_case_defaults_and_label():
     (dict(train_method="not a name"), "train_method must be a method name"),
     (dict(weight_sync="copy"), "weight_sync must look like 'package.module:func'"),
     (dict(equivalent=True), "equivalent=True needs a baseline"),
+    (dict(workers=(1,)), "workers is only used with kind='dataloader'"),
 ])
 def test_case_rejects_bad_fields(kwargs, message):
     fields = {"name": "neck", "module": NECK, "inputs": INPUTS, **kwargs}

@@ -140,6 +140,9 @@ class BenchmarkCase:
         generator = self.inputs.get("generator")
         if self.kind == "dataloader":
             self._check_dataloader(generator)
+        elif self.workers != (0, 2):
+            raise ValueError(f"benchmark case {self.name!r}: workers is only used with "
+                             "kind='dataloader'")
         elif generator not in GENERATORS and not is_target(generator):
             raise ValueError(f"benchmark case {self.name!r}: inputs generator={generator!r}; "
                              f"allowed: {', '.join(GENERATORS)} or 'package.module:func'")
