@@ -188,6 +188,7 @@ def test_dataloader_case_reports_samples_per_second_and_their_ratio(tmp_path):
     assert record["matmul_peak"] is None  # data loading alone: no matmul peak
     res = record["results"][0]
     assert res["kind"] == "dataloader" and res["status"] == "ok"
+    assert res["timer_method"] == "perf_counter"  # host-side work: the wall clock
     entry = res["modes"]["load 0w"]
     for role in ("module", "baseline"):  # every image once per pass, 2 timed passes
         assert entry[role]["samples_per_pass"] == 5

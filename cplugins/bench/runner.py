@@ -260,10 +260,12 @@ def run_case(case: BenchmarkCase, batch: int | None, settings: Settings, device:
         progress.update(f"{case.name} skipped", planned)
         progress.note(f"{case.name}: skipped: {record['reason']}")
         return record
-    if case.kind == "dataloader":
+    if case.kind == "dataloader":  # host-side work: wall clock (or CPU time), never CUDA events
+        host_timer = timer if timer.device.type == "cpu" else Timer(torch.device("cpu"))
         record["modes"] = run_loading_case(case, batch, settings.workers or case.workers,
-                                           settings.rounds, settings.warmup, timer, progress,
-                                           settings.seed)
+                                           settings.rounds, settings.warmup, host_timer,
+                                           progress, settings.seed)
+        record["timer_method"] = host_timer.method
         record["batch_size"] = next(iter(record["modes"].values()))["batch_size"]
         record["status"] = "ok"
         return record
