@@ -153,7 +153,8 @@ class ProgressLine:
             outcome = (f"PRUNED at iteration {steps[-1]} ({self.metric}={last:.4g})" if steps
                        else "PRUNED")
         else:
-            outcome = f"{trial.state.name}: {trial.user_attrs.get('fail_reason', '?')}"
+            outcome = f"{trial.state.name}: " + trial.user_attrs.get(
+                "fail_reason", "its process stopped (no heartbeat; failed by this process)")
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         done = len(study.get_trials(deepcopy=False, states=finished_states()))
         try:
@@ -177,6 +178,40 @@ def counted_states() -> tuple:
     from optuna.trial import TrialState
 
     return (*finished_states(), TrialState.RUNNING)
+
+
+def fail_stale(study: optuna.Study,
+               report: Callable[[optuna.Study, Any], None] | None = None) -> None:
+    """Fail the RUNNING trials whose heartbeat is stale; ``report`` each one this call failed
+    (another process may fail the same trial at the same time: then both report it)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    if not running:
+        return
+    optuna.storages.fail_stale_trials(study)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        if trial.number in running and report is not None:
+            report(study, trial)
+
+
+def settle(study: optuna.Study, heartbeat: int,
+           report: Callable[[optuna.Study, Any], None] | None = None) -> None:
+    """Wait until no trial of ``study`` is RUNNING: the other processes' trials finish, a
+    killed process's trial is failed once its heartbeat is stale (after ``2 * heartbeat`` s).
+
+    A running trial counts towards ``n_trials``; without this wait a rerun that starts (and
+    finishes its trials) within the grace period of a killed trial would stop with that trial
+    still RUNNING and one finished trial short.
+    """
+    import time
+
+    from optuna.trial import TrialState
+
+    while study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        time.sleep(min(heartbeat, 5))
+        fail_stale(study, report)
 
 
 def check_study(storage: optuna.storages.BaseStorage, name: str, direction: str,
@@ -285,13 +320,15 @@ def tune(template: str | Template, n_trials: int, *, metric: str,
         except TemplateError as exc:
             raise TuneError(str(exc)) from None
         study = create_study(backend, study_name, direction, record, samplers, pruners)
-        optuna.storages.fail_stale_trials(study)
-        if len(study.get_trials(deepcopy=False, states=counted_states())) >= n_trials:
-            return study
         callbacks = [optuna.study.MaxTrialsCallback(n_trials, states=counted_states()),
                      progress or ProgressLine(metric, n_trials)]
-        study.optimize(objective(setup), callbacks=callbacks, catch=(TrialFailed,))
-        return study
+        while True:
+            fail_stale(study, callbacks[1])
+            if len(study.get_trials(deepcopy=False, states=counted_states())) < n_trials:
+                study.optimize(objective(setup), callbacks=callbacks, catch=(TrialFailed,))
+            settle(study, heartbeat, callbacks[1])
+            if len(study.get_trials(deepcopy=False, states=finished_states())) >= n_trials:
+                return study
     finally:
         if launcher != "none":
             distributed.share(distributed.DONE)  # the other ranks return
