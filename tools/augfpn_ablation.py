@@ -292,6 +292,8 @@ def _read_metrics(path: str) -> dict[str, float | None]:
 
 def collect(args: argparse.Namespace, times: dict | None) -> dict:
     """Per-seed metrics of every variant, their summaries and paired differences to FPN."""
+    from cplugins.bench.measure import cpu_name  # (imports torch)
+
     rows = []
     for label, config in VARIANTS:
         row: dict = {"variant": label, "config": config, "per_seed": {}, "train_wall_s": []}
@@ -308,20 +310,9 @@ def collect(args: argparse.Namespace, times: dict | None) -> dict:
         rows.append(row)
     return {"rows": rows, "timing": times, "seeds": list(args.seeds),
             "cfg_options": list(args.cfg_options), "threads": args.threads,
-            "machine": platform.platform(), "processor": _processor(), "cpus": os.cpu_count(),
+            "machine": platform.platform(), "processor": cpu_name(), "cpus": os.cpu_count(),
             "loadavg_at_end": _load_load(),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-
-
-def _processor() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _series(row: dict, key: str) -> dict[int, float]:

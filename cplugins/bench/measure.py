@@ -214,7 +214,8 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -244,8 +245,8 @@ def environment(device: torch.device) -> dict:
     """Device, library versions and numeric settings for the JSON record."""
     info = {
         "device": str(device),
-        "device_name": _cpu_name(),
-        "cpu": _cpu_name(),
+        "device_name": cpu_name(),
+        "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
