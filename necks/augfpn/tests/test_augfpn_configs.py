@@ -31,6 +31,16 @@ EXPECTED = {
     "faster-rcnn_r18_augfpn_300i_shapes.py": ("CSTwoStageDetector", "SoftRoIExtractor", True),
     "faster-rcnn_r50_augfpn_1x_coco.py": ("CSTwoStageDetector", "SoftRoIExtractor", True),
     "retinanet_r50_augfpn_1x_coco.py": ("CSSingleStageDetector", None, True),
+    # the ablation on the multi-scale set (tools/augfpn_ablation.py) and the demo
+    "faster-rcnn_r18-w32_fpn_150i_shapes-multiscale128.py":
+        ("FasterRCNN", "SingleRoIExtractor", False),
+    "faster-rcnn_r18-w32_augfpn-rfa_150i_shapes-multiscale128.py":
+        ("FasterRCNN", "SingleRoIExtractor", False),
+    "faster-rcnn_r18-w32_augfpn-rfa-cs_150i_shapes-multiscale128.py":
+        ("CSTwoStageDetector", "SingleRoIExtractor", True),
+    "faster-rcnn_r18-w32_augfpn_150i_shapes-multiscale128.py":
+        ("CSTwoStageDetector", "SoftRoIExtractor", True),
+    "fcos_r18-w32_augfpn_600i_shapes-easy128.py": ("FCOS", None, False),
 }
 
 
