@@ -16,6 +16,7 @@ import json
 import os
 import os.path as osp
 from collections import defaultdict
+from collections.abc import Iterable
 
 from tqdm import tqdm
 
@@ -30,6 +31,14 @@ _COMPRESSION = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg"}
 
 class ConvertError(DeepLakeError):
     """The source cannot be converted; nothing was written."""
+
+
+def refuse_existing(paths: Iterable[str]) -> None:
+    """Raise :class:`ConvertError` naming the first of ``paths`` that exists (nothing is
+    written over)."""
+    for path in paths:
+        if osp.exists(path):
+            raise ConvertError(f"{path} exists already; choose an empty DST (nothing written)")
 
 
 # --- detection of the source ---------------------------------------------------------------
@@ -131,9 +140,7 @@ def coco_to_deeplake(src: str, dst: str, progress: bool = True) -> list[str]:
 
     splits = coco_splits(src)
     targets = {split: osp.join(dst, split) for split in splits}
-    existing = [t for t in targets.values() if osp.exists(t)]
-    if existing:
-        raise ConvertError(f"{existing[0]} exists already; choose an empty DST (nothing written)")
+    refuse_existing(targets.values())
     loaded = {}
     for split, (name, image_dir) in splits.items():  # check everything before writing
         coco = _read_json(osp.join(src, "annotations", name))
@@ -206,8 +213,7 @@ def deeplake_to_coco(src: str, dst: str, progress: bool = True) -> list[str]:
         opened[split] = (ds, dict(ds.metadata["coco"]))
     for _, meta in opened.values():
         target = osp.join(dst, "annotations", meta["annotation_file"])
-        if osp.exists(target):
-            raise ConvertError(f"{target} exists already; choose an empty DST (nothing written)")
+        refuse_existing([target])
     written = []
     for split, (ds, meta) in opened.items():
         categories = meta.get("categories", [])
@@ -267,9 +273,7 @@ def folder_to_deeplake(src: str, dst: str, progress: bool = True) -> list[str]:
     deeplake = import_deeplake()
     types = deeplake.types
     splits = folder_splits(src)
-    existing = [osp.join(dst, s) for s in splits if osp.exists(osp.join(dst, s))]
-    if existing:
-        raise ConvertError(f"{existing[0]} exists already; choose an empty DST (nothing written)")
+    refuse_existing(osp.join(dst, s) for s in splits)
     plans = {}
     for split, folder in splits.items():
         classes = sorted(os.listdir(folder))
@@ -310,8 +314,7 @@ def deeplake_to_folder(src: str, dst: str, progress: bool = True) -> list[str]:
     for split, path in deeplake_splits(src).items():
         ds = deeplake.open_read_only("file://" + osp.abspath(path))
         target = osp.join(dst, split)
-        if osp.exists(target):
-            raise ConvertError(f"{target} exists already; choose an empty DST (nothing written)")
+        refuse_existing([target])
         for name in ds["labels"].metadata["class_names"]:  # empty classes stay
             os.makedirs(osp.join(target, name), exist_ok=True)
         names = _column(ds, "file_name")
@@ -403,9 +406,7 @@ def mmseg_to_deeplake(src: str, dst: str, progress: bool = True) -> list[str]:
     deeplake = import_deeplake()
     types = deeplake.types
     splits = mmseg_pairs(src)
-    existing = [osp.join(dst, s) for s in splits if osp.exists(osp.join(dst, s))]
-    if existing:
-        raise ConvertError(f"{existing[0]} exists already; choose an empty DST (nothing written)")
+    refuse_existing(osp.join(dst, s) for s in splits)
     extra_files = _top_level_files(src)
     classes, palette = declared_segmentation_classes(src)
     written = []

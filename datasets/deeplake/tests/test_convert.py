@@ -35,11 +35,20 @@ def test_round_trip_is_identical(shapes_coco, shapes_deeplake, tmp_path):
 
     coco = Path(shapes_coco["data_root"])
     (tmp_path / "empty").mkdir()
-    back, empty, again = _cli(
+    versions = {split: deeplake.open_read_only(str(shapes_deeplake / split)).version
+                for split in SPLITS}
+    back, empty, again, onto_coco, onto_deeplake = _cli(
         ["data", "convert", str(shapes_deeplake), str(tmp_path / "back")],
         ["data", "convert", str(tmp_path / "empty"), str(tmp_path / "out")],
-        ["data", "convert", str(shapes_deeplake), str(tmp_path / "out"), "--to", "deeplake"])
+        ["data", "convert", str(shapes_deeplake), str(tmp_path / "out"), "--to", "deeplake"],
+        ["data", "convert", str(shapes_deeplake), str(tmp_path / "back")],
+        ["data", "convert", str(coco), str(shapes_deeplake)])
     assert back[0] == 0, back[1][-2000:]
+    # a DST that holds the output already: refused, nothing written over
+    for refused in (onto_coco, onto_deeplake):
+        assert refused[0] == 2 and "exists already; choose an empty DST" in refused[1], refused
+    assert {split: deeplake.open_read_only(str(shapes_deeplake / split)).version
+            for split in SPLITS} == versions
     # bad sources: one line each, exit 2, nothing written
     assert empty[0] == 2 and "is neither a COCO folder" in empty[1], empty
     assert again[0] == 2 and "is a Deep Lake dataset already" in again[1], again
