@@ -154,7 +154,7 @@ class ProgressLine:
                        else "PRUNED")
         else:
             outcome = f"{trial.state.name}: " + trial.user_attrs.get(
-                "fail_reason", "its process stopped (no heartbeat; failed by this process)")
+                "fail_reason", "its process stopped (no heartbeat)")
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         done = len(study.get_trials(deepcopy=False, states=finished_states()))
         try:
