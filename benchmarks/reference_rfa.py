@@ -5,7 +5,10 @@ ratios, one ``adaptive_avg_pool2d`` of the full backbone feature per ratio, the 
 applied at full resolution after upsampling, and a separate weighted sum. It is the numerical
 reference for ``cplugins_augfpn.augfpn`` (tests) and the baseline of its speed measurement.
 
-Plain torch only: importable without mmcv / mmdet.
+Plain torch only: importable without mmcv / mmdet. It covers the RFA branch (the residual);
+the authors' whole necks (``HighFPN``, ``HighFPNRetinanet``: laterals, P6's global-average
+residual, the laterals Consistent Supervision reads) are restated in
+``necks/augfpn/tests/authors_reference.py`` and tested in ``test_authors_reference.py``.
 
 Run ``python benchmarks/reference_rfa.py`` (with ``cplugins_augfpn`` importable) to time the
 literal branch against the vectorised one and AugFPN against mmdet's FPN.

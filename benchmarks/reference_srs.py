@@ -4,7 +4,9 @@
 level, the pooled features concatenated along channels, ``fuse_conv`` (1x1) -> ReLU ->
 ``weight_conv`` (3x3) -> sigmoid, and a python loop of weighted sums. It is the numerical
 reference of ``cplugins_augfpn.soft_roi_extractor.SoftRoIExtractor`` (same parameters, see
-:func:`copy_srs_weights`) and the baseline of its speed measurement.
+:func:`copy_srs_weights`) and the baseline of its speed measurement. It pools with mmcv's
+``RoIAlign`` (mmdet 3's convention); the authors' v0 RoIAlign and their SRS are restated in
+``necks/augfpn/tests/authors_reference.py`` (``RoIAlignV0`` in the plugin).
 
 Run ``python benchmarks/reference_srs.py [--device cuda] [--rois 1024] [--channels 256]`` to time
 the literal extractor, ``SoftRoIExtractor`` and mmdet's ``SingleRoIExtractor`` (forward and

@@ -172,11 +172,16 @@ def final_validation(work_dir: str) -> dict:
 
 def timing(args: argparse.Namespace) -> dict:
     """Median train-step and single-image inference time of each variant (interleaved)."""
+    import cplugins.compat
+
+    # like tools/train.py: this repository's tools opt in to the compatibility fixes, before
+    # torch / torchvision / mmdet are imported (torchvision's ops fail to load here otherwise)
+    cplugins.compat.apply()
     import torch
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, osp.join(REPO, "tools"))
-    from common import prepare_config  # imports cplugins.all (compat fixes) first
+    from common import prepare_config
     from mmdet.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper

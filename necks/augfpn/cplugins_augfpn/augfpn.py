@@ -244,6 +244,13 @@ class AugFPN(FPN):
     top-down signal, context from coarser scales; with ``end_level`` set the levels above it are
     not part of the pyramid, so the top of the pyramid is ``end_level``, not ``inputs[-1]``.
 
+    Extra levels (``num_outs`` above the used levels): max pooling without
+    ``add_extra_convs``, as the authors' two-stage ``HighFPN``; with conv extra levels, as their
+    ``HighFPNRetinanet`` (RetinaNet, FCOS), the first extra level (P6) is the conv of its source
+    plus the global average of the RFA residual, (N, out, 1, 1) broadcast, and the levels above
+    are built on that P6. The outputs equal the authors' necks term by term
+    (``tests/test_authors_reference.py``).
+
     Args:
         in_channels: channels of each backbone level, e.g. ``[256, 512, 1024, 2048]``.
         out_channels: channels of every output level.
@@ -307,7 +314,8 @@ class AugFPN(FPN):
         Returns:
             ``(outs, laterals)``: ``outs`` as :meth:`forward`; ``laterals[i]``
             (N, out, H_{start_level+i}, W_{start_level+i}) is ``lateral_convs[i]`` of its level,
-            the last one plus the RFA residual (what Consistent Supervision supervises).
+            all of them before the RFA residual is added to the top one (the authors'
+            ``raw_laternals``: what Consistent Supervision supervises).
         """
         return self._forward_impl(inputs, keep_laterals=True)
 
@@ -329,9 +337,11 @@ class AugFPN(FPN):
             for i, lateral_conv in enumerate(self.lateral_convs)
         ]
         top = self.backbone_end_level - 1
-        laterals[-1] = laterals[-1] + self.rfa(inputs[top])
-        # kept laterals: the top-down path below rebinds entries, never mutates them
+        # kept laterals, taken before the residual is added to the top one (the authors'
+        # ``raw_laternals``); the code below rebinds entries, never mutates them
         pre_fusion = list(laterals) if keep_laterals else []
+        residual = self.rfa(inputs[top])
+        laterals[-1] = laterals[-1] + residual
 
         # top-down path (as mmdet FPN)
         used_backbone_levels = len(laterals)
@@ -358,7 +368,10 @@ class AugFPN(FPN):
                     extra_source = laterals[-1]
                 else:  # 'on_output'
                     extra_source = outs[-1]
-                outs.append(self.fpn_convs[used_backbone_levels](extra_source))
+                # the authors' HighFPNRetinanet: the first extra level gets the global average
+                # of the RFA residual (``pool_noupsample_fusion``); the next ones are built on it
+                outs.append(self.fpn_convs[used_backbone_levels](extra_source)
+                            + F.adaptive_avg_pool2d(residual, (1, 1)))
                 for i in range(used_backbone_levels + 1, self.num_outs):
                     source = outs[-1]
                     if self.relu_before_extra_convs:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["channels_last_table", "kernel_scale", "roi_align_levels"]
+__all__ = ["RoIAlignV0", "channels_last_table", "kernel_scale", "roi_align_levels"]
 
 
 def kernel_scale(scale: float, dtype: torch.dtype) -> float:
@@ -139,6 +139,7 @@ def roi_align_levels(
     sampling_ratio: int,
     aligned: bool = True,
     levels_first: bool = False,
+    v0: bool = False,
 ) -> Tensor:
     """mmcv ``roi_align`` (avg mode) of every RoI on every level, by one gather.
 
@@ -150,6 +151,8 @@ def roi_align_levels(
         sampling_ratio: sample points per bin along each axis (> 0).
         aligned: mmcv's ``aligned`` (pixel shift of -0.5).
         levels_first: lay the result out (K, L, S_h, S_w, C) instead.
+        v0: mmdetection v0's RoIAlign instead (:class:`RoIAlignV0`; ``aligned`` must be
+            False): the RoI ends at ``(x2 + 1, y2 + 1)`` and its extent is clamped at 0, not 1.
 
     Returns:
         (K, S_h, S_w, L, C) pooled features (``levels_first``: (K, L, S_h, S_w, C));
@@ -158,6 +161,9 @@ def roi_align_levels(
     if sampling_ratio <= 0:
         raise ValueError(f"roi_align_levels needs a fixed sampling_ratio > 0, got "
                          f"{sampling_ratio} (adaptive sampling: use mmcv's RoIAlign)")
+    if v0 and aligned:
+        raise ValueError("roi_align_levels: v0=True is mmdetection v0's unaligned RoIAlign; "
+                         "pass aligned=False")
     if len(feats) != len(spatial_scales):
         raise ValueError(f"roi_align_levels: {len(feats)} maps but {len(spatial_scales)} scales")
     out_h, out_w = output_size
@@ -169,8 +175,13 @@ def roi_align_levels(
     for feat, scale in zip(feats, spatial_scales):
         h, w = feat.shape[2:]
         box = rois[:, 1:] * kernel_scale(scale, rois.dtype) - offset  # (K, 4)
+        if v0:  # v0 kernel: roi_end = (x2 + 1) * scale, extent max(end - start, 0)
+            box = torch.cat([box[:, :2], (rois[:, 3:] + 1) * kernel_scale(scale, rois.dtype)],
+                            dim=1)
         width, height = box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]
-        if not aligned:  # mmcv: legacy RoIs are at least 1 x 1
+        if v0:
+            width, height = width.clamp(min=0.0), height.clamp(min=0.0)
+        elif not aligned:  # mmcv: legacy RoIs are at least 1 x 1
             width, height = width.clamp(min=1.0), height.clamp(min=1.0)
         y_lo, y_hi, wy_lo, wy_hi = _axis_samples(box[:, 1], height, out_h, sr, h)
         x_lo, x_hi, wx_lo, wx_hi = _axis_samples(box[:, 0], width, out_w, sr, w)
@@ -194,3 +205,49 @@ def roi_align_levels(
     if levels_first:
         return pooled.view(k, levels, out_h, out_w, channels)
     return pooled.view(k, out_h, out_w, levels, channels)
+
+
+class RoIAlignV0(torch.nn.Module):
+    """mmdetection v0's ``RoIAlign(out_size, spatial_scale, sample_num)``, the RoI layer of the
+    AugFPN authors' configs (``dict(type='RoIAlign', out_size=7, sample_num=2)``).
+
+    Against mmcv's ``RoIAlign``: the RoI spans ``[x1, x2 + 1] x [y1, y2 + 1]`` in image pixels
+    (inclusive pixel ends, mmdet v0's box convention), its extent on the level is clamped at 0
+    (mmcv ``aligned=False``: at 1), no half-pixel shift; the bilinear sampling is the same.
+    Select it with ``roi_layer=dict(type='RoIAlignV0', output_size=7, sampling_ratio=2)`` in
+    ``SoftRoIExtractor`` / ``AllLevelRoIExtractor`` (not in mmdet's own extractors). Computed
+    by :func:`roi_align_levels` (any device; a fixed ``sampling_ratio > 0``).
+
+    Args:
+        output_size: ``S`` or ``(S_h, S_w)``.
+        spatial_scale: ``1 / stride``.
+        sampling_ratio: sample points per bin along each axis (v0's ``sample_num``), > 0.
+    """
+
+    #: attributes the extractors read from mmcv's RoIAlign
+    aligned = False
+    pool_mode = "avg"
+    use_torchvision = False
+
+    def __init__(self, output_size: int | tuple[int, int], spatial_scale: float,
+                 sampling_ratio: int = 2) -> None:
+        super().__init__()
+        if isinstance(sampling_ratio, bool) or not isinstance(sampling_ratio, int) \
+                or sampling_ratio <= 0:
+            raise ValueError(f"RoIAlignV0: sampling_ratio must be an int > 0 (v0's sample_num "
+                             f"of the configs), got {sampling_ratio!r}")
+        size = (output_size, output_size) if isinstance(output_size, int) else output_size
+        self.output_size = tuple(int(v) for v in size)
+        self.spatial_scale = float(spatial_scale)
+        self.sampling_ratio = sampling_ratio
+
+    def forward(self, input: Tensor, rois: Tensor) -> Tensor:
+        """(N, C, H, W) map and (K, 5) ``[b, x1, y1, x2, y2]`` RoIs -> (K, C, S_h, S_w)."""
+        pooled = roi_align_levels([input], rois.type_as(input), [self.spatial_scale],
+                                  self.output_size, self.sampling_ratio, aligned=False,
+                                  levels_first=True, v0=True)  # (K, 1, S_h, S_w, C)
+        return pooled[:, 0].permute(0, 3, 1, 2).contiguous()
+
+    def extra_repr(self) -> str:
+        return (f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+                f"sampling_ratio={self.sampling_ratio}")

@@ -42,7 +42,7 @@ from mmcv.ops import RoIAlign, roi_align
 from mmdet.models.roi_heads.roi_extractors.base_roi_extractor import BaseRoIExtractor
 from torch import Tensor
 
-from .roi_gather import kernel_scale, roi_align_levels
+from .roi_gather import RoIAlignV0, kernel_scale, roi_align_levels
 
 __all__ = ["AllLevelRoIExtractor", "MultiLevelRoIPooling", "SoftRoIExtractor", "pool_all_levels"]
 
@@ -67,10 +67,17 @@ def _batchable(layers: Sequence[nn.Module]) -> bool:
     )
 
 
+def _all_v0(layers: Sequence[nn.Module]) -> bool:
+    """True when every layer is :class:`RoIAlignV0` with the same settings."""
+    first = layers[0]
+    return all(type(layer) is RoIAlignV0 and layer.output_size == first.output_size
+               and layer.sampling_ratio == first.sampling_ratio for layer in layers)
+
+
 def _gatherable(layers: Sequence[nn.Module]) -> bool:
     """True when :func:`roi_align_levels` computes what the layers do (avg, fixed sampling)."""
-    return (_batchable(layers) and layers[0].pool_mode == "avg"
-            and layers[0].sampling_ratio > 0)
+    return _all_v0(layers) or (_batchable(layers) and layers[0].pool_mode == "avg"
+                               and layers[0].sampling_ratio > 0)
 
 
 def _fits(rois: Tensor, layers: Sequence[RoIAlign], sizes: Sequence[tuple[int, int]]) -> bool:
@@ -177,7 +184,9 @@ class MultiLevelRoIPooling(BaseRoIExtractor):
 
     Args:
         roi_layer: RoI layer config, e.g. ``dict(type='RoIAlign', output_size=7,
-            sampling_ratio=2)``; mmcv's ``RoIAlign`` (any other RoI layer: ``backend`` mmcv).
+            sampling_ratio=2)``: an mmcv RoI layer (other than ``RoIAlign``: ``backend``
+            mmcv), or ``type='RoIAlignV0'``, the authors' mmdetection v0 RoIAlign
+            (:class:`~cplugins_augfpn.roi_gather.RoIAlignV0`, gather backend).
         out_channels: channels ``C`` of every input level.
         featmap_strides: stride of each level, finest first, e.g. ``[4, 8, 16, 32]``.
         backend: ``"auto"`` (the gather on CPU inputs when the RoI layers allow it, mmcv's
@@ -201,6 +210,7 @@ class MultiLevelRoIPooling(BaseRoIExtractor):
         super().__init__(roi_layer=roi_layer, out_channels=out_channels,
                          featmap_strides=strides, init_cfg=init_cfg)
         self.output_size: tuple[int, int] = tuple(self.roi_layers[0].output_size)
+        self._v0 = _all_v0(self.roi_layers)
         self.backend = backend
         self._gatherable = _gatherable(self.roi_layers)
         if backend == "gather" and not self._gatherable:
@@ -222,7 +232,16 @@ class MultiLevelRoIPooling(BaseRoIExtractor):
         layer = self.roi_layers[0]
         return roi_align_levels(feats, rois, [lay.spatial_scale for lay in self.roi_layers],
                                 self.output_size, layer.sampling_ratio, layer.aligned,
-                                levels_first=levels_first)
+                                levels_first=levels_first, v0=self._v0)
+
+    def build_roi_layers(self, layer_cfg: dict, featmap_strides: list) -> nn.ModuleList:
+        """mmdet's (an mmcv RoI layer named by ``type``), plus ``type='RoIAlignV0'``
+        (:class:`~cplugins_augfpn.roi_gather.RoIAlignV0`, the authors' v0 RoIAlign)."""
+        if layer_cfg.get("type") != "RoIAlignV0":
+            return super().build_roi_layers(layer_cfg, featmap_strides)
+        cfg = dict(layer_cfg)
+        cfg.pop("type")
+        return nn.ModuleList([RoIAlignV0(spatial_scale=1 / s, **cfg) for s in featmap_strides])
 
     def _prepare(
         self, feats: Sequence[Tensor], rois: Tensor, roi_scale_factor: float | None,

@@ -135,11 +135,10 @@ def test_forward_with_laterals():
         for a, b in zip(outs, outs2):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
         assert [tuple(t.shape) for t in laterals] == [(2, OUT, *s) for s in sizes[1:]]
-        # pre-fusion: plain laterals below, lateral + RFA at the top, no top-down sum
-        for i, conv in enumerate(neck.lateral_convs[:-1]):
-            torch.testing.assert_close(laterals[i], conv(inputs[i + 1]))
-        top = neck.lateral_convs[-1](inputs[-1]) + neck.rfa(inputs[-1])
-        torch.testing.assert_close(laterals[-1], top)
+        # pre-fusion, as the authors' raw_laternals: every lateral conv's output, the top one
+        # before the RFA residual is added, no top-down sum
+        for i, conv in enumerate(neck.lateral_convs):
+            torch.testing.assert_close(laterals[i], conv(inputs[i + 1]), rtol=0, atol=0)
 
 
 def test_rfa_reads_end_level():
@@ -149,9 +148,10 @@ def test_rfa_reads_end_level():
     sizes = backbone_sizes(64, 96)
     inputs = make_inputs(CHANNELS, sizes)
     with torch.no_grad():
-        _, laterals = neck.forward_with_laterals(inputs)
+        outs = neck(inputs)
+        # the top output: fpn_conv of that level's lateral plus the residual of that level
         torch.testing.assert_close(
-            laterals[-1], neck.lateral_convs[-1](inputs[2]) + neck.rfa(inputs[2])
+            outs[-1], neck.fpn_convs[-1](neck.lateral_convs[-1](inputs[2]) + neck.rfa(inputs[2]))
         )
 
 

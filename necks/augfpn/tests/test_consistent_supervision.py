@@ -18,7 +18,10 @@ from cplugins_augfpn.soft_roi_extractor import AllLevelRoIExtractor, SoftRoIExtr
 from helpers import count_calls
 
 STOCK_RCNN_KEYS = {"loss_rpn_cls", "loss_rpn_bbox", "loss_cls", "acc", "loss_bbox"}
-AUX_RCNN_KEYS = {"aux_loss_cls", "aux_acc", "aux_loss_bbox"}
+#: the authors' per-level CS terms, for the 4 laterals of Faster R-CNN
+AUX_RCNN_KEYS = {f"aux_{term}_level{level}" for term in ("loss_cls", "acc", "loss_bbox")
+                 for level in range(4)}
+AUX_RCNN_LOSSES = sorted(k for k in AUX_RCNN_KEYS if "loss" in k)
 
 
 def total(losses: dict, prefix: str = "") -> torch.Tensor:
@@ -82,20 +85,21 @@ def test_two_stage_train_steps_update_the_auxiliary_head(faster_rcnn_cfg, build_
     model.train()
     for _ in range(2):
         log = model.train_step(pseudo_collate(copy.deepcopy(shapes_items["train"][:2])), wrapper)
-    assert {"aux_loss_cls", "aux_loss_bbox", "aux_acc"} <= set(log)
+    assert AUX_RCNN_KEYS <= set(log)
     assert torch.isfinite(log["loss"])
     assert not torch.equal(before, model.roi_head.aux_bbox_head.fc_cls.weight)
 
 
 def test_aux_loss_supervises_the_pre_fusion_laterals(faster_rcnn_cfg, build_detector, det_batch):
-    """The auxiliary terms alone reach the laterals (and RFA), not the fused outputs' convs."""
+    """The auxiliary terms alone reach the lateral convs, not RFA (the authors supervise the
+    laterals before the residual is added) nor the fused outputs' convs."""
     model = build_detector(faster_rcnn_cfg())
     model.train()
     losses = seeded_loss(model, det_batch(model))
     total(losses, "aux_").backward()
     neck = model.neck
     assert all(c.conv.weight.grad.abs().sum() > 0 for c in neck.lateral_convs)
-    assert all(c.weight.grad.abs().sum() > 0 for c in neck.rfa.pool_convs)
+    assert all(p.grad is None for p in neck.rfa.parameters())
     assert all(c.conv.weight.grad is None for c in neck.fpn_convs)
     assert all(p.grad is None for p in model.rpn_head.parameters())
     assert all(p.grad is None for p in model.roi_head.bbox_head.parameters())
@@ -104,24 +108,29 @@ def test_aux_loss_supervises_the_pre_fusion_laterals(faster_rcnn_cfg, build_dete
 
 def test_aux_targets_are_the_main_targets_on_every_level(faster_rcnn_cfg, build_detector,
                                                          det_batch, monkeypatch):
-    """The auxiliary head is trained on the main head's sampled RoIs and targets, repeated per
-    lateral (RoI-major), with the RoI features pooled from each lateral."""
+    """The auxiliary head is trained on the main head's sampled RoIs and targets, one loss
+    per lateral (the authors' per-level terms), each on the K RoIs pooled from that lateral."""
     model = build_detector(faster_rcnn_cfg())
     head = model.roi_head
-    seen = {}
+    seen = {"main": [], "aux": []}
     for name, module in (("main", head.bbox_head), ("aux", head.aux_bbox_head)):
         def spy(cls_score, bbox_pred, rois, *targets, _loss=module.loss, _name=name, **kw):
-            seen[_name] = (cls_score.shape[0], rois, targets)
+            seen[_name].append((cls_score, rois, targets))
             return _loss(cls_score, bbox_pred, rois, *targets, **kw)
         monkeypatch.setattr(module, "loss", spy)
     seeded_loss(model, det_batch(model))
-    (k, rois, targets), (k_aux, rois_aux, targets_aux) = seen["main"], seen["aux"]
+    [(main_scores, rois, targets)] = seen["main"]
     levels = len(model.neck.lateral_convs)
-    assert k_aux == levels * k
-    torch.testing.assert_close(rois_aux, rois.repeat_interleave(levels, 0), rtol=0, atol=0)
+    assert len(seen["aux"]) == levels
     assert (targets[0] < 3).any()  # some foreground RoIs
-    for main, aux in zip(targets, targets_aux):
-        torch.testing.assert_close(aux, main.repeat_interleave(levels, 0), rtol=0, atol=0)
+    scores = []
+    for aux_scores, rois_aux, targets_aux in seen["aux"]:
+        assert aux_scores.shape[0] == main_scores.shape[0]
+        torch.testing.assert_close(rois_aux, rois, rtol=0, atol=0)
+        for main, aux in zip(targets, targets_aux):
+            torch.testing.assert_close(aux, main, rtol=0, atol=0)
+        scores.append(aux_scores)
+    assert not torch.equal(scores[0], scores[-1])  # pooled from different laterals
 
 
 def test_aux_channels_last_path_equals_the_head_forward(faster_rcnn_cfg, build_detector):
@@ -157,9 +166,9 @@ def test_aux_weight_scales_only_the_aux_terms(faster_rcnn_cfg, build_detector, d
     heavy.load_state_dict(light.state_dict())
     data = det_batch(light)
     a, b = seeded_loss(light, data), seeded_loss(heavy, data)
-    for key in STOCK_RCNN_KEYS | {"aux_acc"}:
+    for key in STOCK_RCNN_KEYS | (AUX_RCNN_KEYS - set(AUX_RCNN_LOSSES)):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
-    for key in ("aux_loss_cls", "aux_loss_bbox"):
+    for key in AUX_RCNN_LOSSES:
         assert a[key] > 0
         torch.testing.assert_close(2 * a[key], b[key], rtol=1e-6, atol=0)
 
@@ -198,10 +207,68 @@ def test_weight_zero_with_stock_extractor_equals_stock_faster_rcnn(faster_rcnn_c
 
 
 # ------------------------------------------------------------------------------ one-stage
+def test_one_stage_default_is_the_authors_rcnn_branch(retinanet_cfg, build_detector, det_batch,
+                                                      monkeypatch):
+    """RetinaNet + CS (default aux_mode='rcnn'), the authors' single_stage.py: the dense
+    head's detections (detached, proposal NMS) are assigned and sampled, pooled from the 3
+    laterals (C3-C5) and supervised per level by an auxiliary R-CNN box head; only the
+    laterals and that head learn from the auxiliary terms; prediction never runs it."""
+    from mmdet.models.losses import CrossEntropyLoss, SmoothL1Loss
+    from mmdet.models.roi_heads.bbox_heads import Shared2FCBBoxHead
+
+    model = build_detector(retinanet_cfg())
+    assert isinstance(model, CSSingleStageDetector) and model.aux_mode == "rcnn"
+    head, extractor = model.aux_bbox_head, model.aux_roi_extractor
+    assert isinstance(head, Shared2FCBBoxHead) and head.num_classes == 3
+    assert head.shared_fcs[0].out_features == 1024
+    assert isinstance(head.loss_cls, CrossEntropyLoss) and not head.loss_cls.use_sigmoid
+    assert isinstance(head.loss_bbox, SmoothL1Loss) and head.loss_bbox.beta == 1.0
+    assert isinstance(extractor, AllLevelRoIExtractor) and extractor.featmap_strides == [8, 16, 32]
+    cfg = model.aux_train_cfg
+    assert (cfg.sampler.num, cfg.sampler.pos_fraction, cfg.assigner.pos_iou_thr,
+            cfg.proposal.nms.iou_threshold) == (512, 0.25, 0.5, 0.7)
+
+    seen = []
+    assign = model.aux_assigner.assign
+    monkeypatch.setattr(model.aux_assigner, "assign",
+                        lambda pred, *a, **k: seen.append(pred.priors) or assign(pred, *a, **k))
+    calls = count_calls(model.bbox_head, extractor, head.fc_cls)
+    model.train()
+    data = det_batch(model)
+    losses = model.loss(data["inputs"], copy.deepcopy(data["data_samples"]))
+    aux_keys = {f"aux_{t}_level{i}" for t in ("loss_cls", "loss_bbox", "acc") for i in range(3)}
+    assert set(losses) == {"loss_cls", "loss_bbox"} | aux_keys
+    assert calls == [1, 1, 1]
+    # the proposals are the dense head's own detections with the proposal settings
+    with torch.no_grad():
+        x = model.neck(model.backbone(data["inputs"]))
+        metas = [s.metainfo for s in data["data_samples"]]
+        want = model.bbox_head.predict_by_feat(*model.bbox_head(x), batch_img_metas=metas,
+                                               cfg=cfg.proposal)
+    assert len(seen) == 2 and seen[0].shape[0] > 0
+    for got, ref in zip(seen, want):
+        torch.testing.assert_close(got, ref.bboxes, rtol=0, atol=0)
+    total(losses, "aux_").backward()
+    assert all(c.conv.weight.grad.abs().sum() > 0 for c in model.neck.lateral_convs)
+    assert all(c.conv.weight.grad is None for c in model.neck.fpn_convs)
+    assert all(p.grad is None for p in model.neck.rfa.parameters())
+    assert all(p.grad is None for p in model.bbox_head.parameters())  # detached proposals
+    assert all(p.grad is not None for p in head.parameters())
+
+    model.eval()
+    val = det_batch(model, "val")
+    with torch.no_grad():
+        results = model.predict(val["inputs"], val["data_samples"])
+    assert calls == [3, 1, 1]  # the main head ran (once above, once here), no aux call
+    assert all("pred_instances" in r for r in results)
+
+
 @pytest.mark.parametrize("separate_head", [False, True], ids=["shared-head", "aux-head"])
-def test_one_stage_training_has_aux_terms_inference_does_not_compute_them(
+def test_one_stage_dense_head_mode_has_aux_terms_inference_does_not_compute_them(
         retinanet_cfg, build_detector, det_batch, separate_head):
-    kwargs = {}
+    """The opt-in aux_mode='dense_head' (not the authors'): the dense head on the pre-fusion
+    pyramid."""
+    kwargs = {"aux_mode": "dense_head"}
     if separate_head:
         kwargs["aux_bbox_head"] = copy.deepcopy(retinanet_cfg()["bbox_head"])
     model = build_detector(retinanet_cfg(**kwargs))
@@ -345,8 +412,24 @@ def test_cs_roi_head_without_laterals_fails(faster_rcnn_cfg, build_detector, det
          r"CSSingleStageDetector: neck must provide forward_with_laterals.*got FPN"),
         (dict(aux_loss_weight=float("nan")), ValueError,
          r"CSSingleStageDetector: aux_loss_weight must be a finite number >= 0.*got nan"),
+        (dict(aux_mode="dense"), ValueError,
+         r"CSSingleStageDetector: aux_mode must be one of \('rcnn', 'dense_head'\), got 'dense'"),
+        (dict(aux_train_cfg=dict(sampler=dict(type="RandomSampler", num=8, pos_fraction=0.5),
+                                 rpn=dict())), ValueError,
+         r"aux_train_cfg keys must be among \['assigner', 'pos_weight', 'proposal', "
+         r"'sampler'\], got \['rpn'\]"),
+        (dict(aux_mode="dense_head", aux_train_cfg=dict()), ValueError,
+         r"aux_mode='dense_head' uses neither"),
     ],
     ids=str,
 )
 def test_one_stage_construction_errors(retinanet_cfg, build_detector, change, error, match):
     _build_error(build_detector, retinanet_cfg(**change), error, match)
+
+
+def test_one_stage_rcnn_mode_refuses_a_dense_aux_head(retinanet_cfg, build_detector):
+    """A dense-head aux_bbox_head (the opt-in mode's) in the default R-CNN mode is refused."""
+    cfg = retinanet_cfg(aux_bbox_head=copy.deepcopy(retinanet_cfg()["bbox_head"]))
+    _build_error(build_detector, cfg, TypeError,
+                 r"aux_mode='rcnn' needs an R-CNN box head as aux_bbox_head .*got RetinaHead; "
+                 r"a dense head goes with aux_mode='dense_head'")
