@@ -216,7 +216,8 @@ def test_grid_sampler_visits_every_combination_once():
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
-def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_not_counted(tmp_path, kind):
+def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_not_counted(tmp_path, kind,
+                                                                           capsys):
     """A process killed between creating its trial and the trial's first heartbeat leaves a
     RUNNING trial with no heartbeat at all; Optuna's RDB storage never calls such a trial
     stale, so it stayed RUNNING for ever and counted as one of the study's N trials. Once
@@ -245,3 +246,32 @@ def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_not_counted(tmp
                  data=data, storage=url, study_name="s", heartbeat=1, pruner="none",
                  work_dir=tmp_path / "w")
     assert [t.state.name for t in study.trials] == ["FAIL"]
+    assert "study 's' has 1 trials already (--trials 1): nothing to run" in capsys.readouterr().err
+    from cplugins.tune.show import format_table
+
+    killed = format_table(study).splitlines()[1]
+    assert killed.startswith("0 ") and killed.endswith("its process stopped (no heartbeat)")
+
+
+def test_a_second_process_with_the_same_seed_samples_other_trials(tmp_path, capsys):
+    """Two processes (or a rerun) on one study with the same --seed sampled the same trials;
+    the second now samples with a seed derived from it, and says so."""
+    import optuna
+
+    from cplugins.tune.storage import open_storage
+    from cplugins.tune.study import claim_seed
+
+    study = optuna.create_study(study_name="s", storage=open_storage(
+        f"sqlite:///{tmp_path / 'tune.db'}"))
+    seeds = [claim_seed(study, 3), claim_seed(study, 3), claim_seed(study, 4)]
+    assert seeds[0] == 3 and seeds[1] not in (3, 4) and seeds[2] == 4
+    assert capsys.readouterr().err.splitlines() == [
+        f"--seed 3 was given to 1 earlier run(s) of study 's': this process samples with seed "
+        f"{seeds[1]}, so that it does not repeat their trials"]
+    space = build_space(get_template("MMDetection_FasterRCNN"), ["per_item_lrate"])
+    values = []
+    for seed in seeds[:2]:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+        trial = optuna.create_study(sampler=sampler).ask(space.distributions)
+        values.append(trial.params["per_item_lrate"])
+    assert values[0] != values[1]

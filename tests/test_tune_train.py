@@ -256,3 +256,35 @@ def test_a_metric_the_evaluator_never_produces_stops_after_the_first_validation(
     study = optuna.load_study(study_name=TEMPLATE, storage=f"sqlite:///{tmp_path / 'w/tune.db'}")
     assert [t.state.name for t in study.trials] == ["FAIL"]  # no second trial
     assert study.trials[0].user_attrs["fail_reason"] == str(info.value)
+
+
+def test_a_trial_that_predicts_no_box_is_complete_with_the_worst_value(shapes, tmp_path):
+    """A detector that predicts no box (here: a score threshold no score reaches) is a valid,
+    bad trial: COMPLETE with mAP 0 and a note, so the sampler learns from it; it was a FAIL,
+    and a study of such trials exited 1. Running the finished study again says there is
+    nothing to run."""
+    storage = f"sqlite:///{tmp_path / 'tune.db'}"
+    command = _tune_command(shapes, storage, 2, "--work-dir", str(tmp_path / "w"),
+                            "--cfg-options", "model.test_cfg.rcnn.score_thr=1.01")
+    result = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import optuna
+
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.0)] * 2
+    note = "recorded as coco/bbox_mAP=0 (the worst value): validation at iteration "
+    assert all(t.user_attrs["note"].startswith(note) and "produced no metrics" in
+               t.user_attrs["note"] for t in study.trials)
+    trial_lines = [line for line in result.stderr.splitlines() if line.startswith("trial ")]
+    assert len(trial_lines) == 2 and all(f"coco/bbox_mAP=0 ({note}" in line
+                                         for line in trial_lines), trial_lines
+    shown = subprocess.run([sys.executable, "-m", "cplugins.cli", "tune", "show", "s",
+                            "--storage", storage], cwd=tmp_path, env=_env(),
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0 and shown.stdout.count(note) == 2, shown.stdout
+    again = subprocess.run(command, cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "study 's' has 2 trials already (--trials 2): nothing to run" in again.stderr
+    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 2

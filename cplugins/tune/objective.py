@@ -51,6 +51,8 @@ class TrialSetup:
         overrides: config entries set after rendering (``--cfg-options``).
         launcher: mmengine launcher of each training (``none``, ``pytorch``, ...).
         quiet: keep mmengine's log lines out of the terminal (they stay in the trial's log).
+        direction: ``maximize`` or ``minimize``: which value is a validation's worst (see
+            :func:`worst_value`).
     """
 
     space: SearchSpace
@@ -60,6 +62,7 @@ class TrialSetup:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     launcher: str = "none"
     quiet: bool = True
+    direction: str = "maximize"
 
     def render(self, values: Mapping[str, Any]) -> Config:
         """The rendered config of ``values`` (raises the template's errors)."""
@@ -214,7 +217,7 @@ def train(trial: optuna.Trial | Follower, setup: TrialSetup, values: dict[str, A
 
     import cplugins.all  # noqa: F401  (registers every plugin, as tools/train.py does)
     from cplugins.diagnose import explain_unknown_types
-    from cplugins.training.errors import TrainingError
+    from cplugins.training.errors import EmptyValidationError, TrainingError
 
     try:
         cfg = setup.render(values)
@@ -238,6 +241,10 @@ def train(trial: optuna.Trial | Follower, setup: TrialSetup, values: dict[str, A
         train_start = time.perf_counter()
         try:
             runner.train()
+        except EmptyValidationError as exc:  # a valid, bad trial: the sampler learns from it
+            report.value = worst_value(setup.direction)
+            trial.set_user_attr("note", f"recorded as {setup.metric}={report.value:g} (the "
+                                f"worst value): {str(exc).splitlines()[0]}")
         except TrainingError as exc:  # e.g. a learning rate so high the loss is NaN
             trial.set_user_attr("fail_reason", str(exc).splitlines()[0])
             raise TrialFailed(f"trial {trial.number}: {exc}") from None
@@ -252,6 +259,13 @@ def train(trial: optuna.Trial | Follower, setup: TrialSetup, values: dict[str, A
         raise MetricNotFound(f"--metric {setup.metric}: the training ran no validation; "
                              "validate at least once (train_cfg.val_interval)")
     return report.value
+
+
+def worst_value(direction: str) -> float:
+    """The value of a trial whose validation had no result to score (a detector that predicts
+    no box): the worst a metric can be, 0 for a score to maximize (mAP, accuracy, IoU are
+    >= 0) and infinity for one to minimize."""
+    return 0.0 if direction == "maximize" else float("inf")
 
 
 def objective(setup: TrialSetup):

@@ -58,6 +58,19 @@ def _duration(trial: optuna.trial.FrozenTrial) -> str:
     return f"{trial.duration.total_seconds():.1f}s" if trial.duration else "-"
 
 
+#: the note of a trial failed by heartbeat: its process was killed or lost
+NO_HEARTBEAT = "its process stopped (no heartbeat)"
+
+
+def trial_note(trial: optuna.trial.FrozenTrial) -> str:
+    """Why a trial ended as it did: the failure, the pruning, a note on its value."""
+    if trial.state.name == "PRUNED" and trial.intermediate_values:
+        return f"pruned at iteration {max(trial.intermediate_values)}"
+    if trial.state.name == "FAIL":
+        return trial.user_attrs.get("fail_reason", NO_HEARTBEAT)
+    return trial.user_attrs.get("note", "")
+
+
 def format_table(study: optuna.Study) -> str:
     """One row per trial: number, state (Optuna's name), metric, values, duration, note."""
     record = _record(study)
@@ -69,9 +82,7 @@ def format_table(study: optuna.Study) -> str:
         if trial.value is None and trial.intermediate_values:  # pruned: its last report
             last = trial.intermediate_values[max(trial.intermediate_values)]
             value = f"({last:.4g})"
-        note = trial.user_attrs.get("fail_reason", "")
-        if trial.state.name == "PRUNED" and trial.intermediate_values:
-            note = f"pruned at iteration {max(trial.intermediate_values)}"
+        note = trial_note(trial)
         params = [format_value(trial.params[n]) if n in trial.params else "-" for n in names]
         rows.append([str(trial.number), trial.state.name, value, *params, _duration(trial),
                      note])

@@ -144,17 +144,19 @@ class ProgressLine:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from optuna.trial import TrialState
 
+        from cplugins.tune.show import trial_note
+
         params = " ".join(f"{k}={format_value(v)}" for k, v in trial.params.items())
         if trial.state == TrialState.COMPLETE:
-            outcome = f"{self.metric}={trial.value:.4g}"
+            note = trial_note(trial)
+            outcome = f"{self.metric}={trial.value:.4g}" + (f" ({note})" if note else "")
         elif trial.state == TrialState.PRUNED:
             steps = sorted(trial.intermediate_values)
             last = trial.intermediate_values[steps[-1]] if steps else None
             outcome = (f"PRUNED at iteration {steps[-1]} ({self.metric}={last:.4g})" if steps
                        else "PRUNED")
         else:
-            outcome = f"{trial.state.name}: " + trial.user_attrs.get(
-                "fail_reason", "its process stopped (no heartbeat)")
+            outcome = f"{trial.state.name}: {trial_note(trial)}"
         seconds = trial.duration.total_seconds() if trial.duration else 0.0
         done = len(study.get_trials(deepcopy=False, states=finished_states()))
         try:
@@ -240,6 +242,34 @@ def create_study(storage: optuna.storages.BaseStorage, name: str, direction: str
     return study
 
 
+#: user attribute prefix of the sampler seeds given to the processes that ran a study
+SEED_ATTR = "cplugins_seed:"
+
+
+def claim_seed(study: optuna.Study, seed: int) -> int:
+    """The sampler seed of this process: ``seed`` for the first process that runs ``study``
+    with it; a later or concurrent one (a rerun, a second process) with the same ``seed`` gets
+    a seed derived from it and its rank among them, so it does not sample the trials the
+    first one sampled (it says so on stderr). Each process records its claim, then ranks the
+    claims: two processes starting together rank each other the same way."""
+    import socket
+    import time
+
+    import numpy as np
+
+    prefix = f"{SEED_ATTR}{seed}:"
+    key = f"{prefix}{time.time_ns():020d}:{socket.gethostname()}:{os.getpid()}"
+    study.set_user_attr(key, seed)
+    rank = sorted(k for k in study.user_attrs if k.startswith(prefix)).index(key)
+    if rank == 0:
+        return seed
+    derived = int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+    sys.stderr.write(f"--seed {seed} was given to {rank} earlier run(s) of study "
+                     f"{study.study_name!r}: this process samples with seed {derived}, so that "
+                     "it does not repeat their trials\n")
+    return derived
+
+
 def tune(template: str | Template, n_trials: int, *, metric: str,
          direction: str = "maximize", search: Sequence[str] | Mapping[str, Any] | None = None,
          fixed: Mapping[str, Any] | None = None, study_name: str | None = None,
@@ -261,8 +291,9 @@ def tune(template: str | Template, n_trials: int, *, metric: str,
         study_name: default: the template's name. ``storage``: an Optuna storage URL (see
             :mod:`cplugins.tune.storage`); default ``sqlite:///<work_dir>/tune.db``.
         data: dataset folder (``None``: the task's synthetic set).
-        sampler: ``tpe``, ``random`` or ``grid``; ``seed`` seeds it (several processes on one
-            study: give each its own seed, or none). Every trial trains with
+        sampler: ``tpe``, ``random`` or ``grid``; ``seed`` seeds it (a later or second process
+            on the study with the same seed samples with one derived from it: see
+            :func:`claim_seed`). Every trial trains with
             ``randomness.seed=0`` unless ``cfg_options`` set it.
         pruner: ``median``, ``none`` or an Optuna pruner.
         work_dir: default ``work_dirs/tune/<study>``; trial N trains in ``trial_000N``.
@@ -301,7 +332,7 @@ def tune(template: str | Template, n_trials: int, *, metric: str,
         overrides = _overrides(cfg_options)
     except TemplateError as exc:
         raise TuneError(str(exc)) from None
-    setup = TrialSetup(space, metric, work_dir, data, overrides, launcher, quiet)
+    setup = TrialSetup(space, metric, work_dir, data, overrides, launcher, quiet, direction)
     record = _record(space, metric, data, overrides)
     if storage is None:
         os.makedirs(work_dir, exist_ok=True)
@@ -320,6 +351,13 @@ def tune(template: str | Template, n_trials: int, *, metric: str,
         except TemplateError as exc:
             raise TuneError(str(exc)) from None
         study = create_study(backend, study_name, direction, record, samplers, pruners)
+        if seed is not None:
+            study.sampler = make_sampler(sampler, space, claim_seed(study, seed))
+        done = len(study.get_trials(deepcopy=False, states=counted_states()))
+        if done >= n_trials:
+            sys.stderr.write(f"study {study_name!r} has {done} trials already (--trials "
+                             f"{n_trials}): nothing to run; `cplugins tune show {study_name}` "
+                             "lists them\n")
         callbacks = [optuna.study.MaxTrialsCallback(n_trials, states=counted_states()),
                      progress or ProgressLine(metric, n_trials)]
         while True:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,48 @@ def to_ltrb_pixel(boxes: np.ndarray, fmt: str, kind: str, width: int,
     if fmt == "ccwh":
         return np.stack([a - c / 2, b - d / 2, a + c / 2, b + d / 2], axis=1)
     return boxes
+
+
+def kept(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(N,) bool: the x1, y1, x2, y2 pixel boxes CocoDataset keeps (overlapping the image, at
+    least 1 px wide and high)."""
+    x1, y1, x2, y2 = np.asarray(box, dtype=np.float64).reshape(-1, 4).T
+    inter_w = np.clip(np.minimum(x2, width) - np.maximum(x1, 0), 0, None)
+    inter_h = np.clip(np.minimum(y2, height) - np.maximum(y1, 0), 0, None)
+    return (inter_w * inter_h > 0) & (x2 - x1 >= 1) & (y2 - y1 >= 1)
+
+
+def _fits(box: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(N,) bool: kept boxes lying inside the image (1 px of slack)."""
+    x1, y1, x2, y2 = np.asarray(box, dtype=np.float64).reshape(-1, 4).T
+    return (kept(box, width, height) & (x1 >= -1) & (y1 >= -1) & (x2 <= width + 1)
+            & (y2 <= height + 1))
+
+
+#: share of boxes that may be dropped or reach past their image before the dataset warns
+MISFIT_WARN_SHARE = 0.1
+
+
+def box_fit_warning(boxes: list, sizes: list[tuple[int, int]], fmt: str, kind: str,
+                    where: str) -> str | None:
+    """A warning when many boxes, read as ``fmt``/``kind``, are dropped or reach past their
+    image: the sign of a column stored in another format (x1, y1, x2, y2 in an ltwh column
+    trains silently to mAP 0); it names the format under which the boxes fit, if one does."""
+    def misfits(box_format: str) -> int:
+        return sum(int((~_fits(to_ltrb_pixel(b, box_format, kind, w, h), w, h)).sum())
+                   for b, (w, h) in zip(boxes, sizes))
+
+    total = sum(len(np.asarray(b).reshape(-1, 4)) for b in boxes)
+    bad = misfits(fmt)
+    if total == 0 or bad <= MISFIT_WARN_SHARE * total:
+        return None
+    others = {other: misfits(other) for other in BOX_FORMATS if other != fmt}
+    best = min(others, key=others.get)
+    hint = (f"read as {best!r}, {total - others[best]} would fit: if that is the column's "
+            f"format, pass bbox_format={best!r}" if others[best] < bad else
+            "no other box format fits them better: check the column's values and bbox_type")
+    return (f"{where}: {bad} of {total} boxes read as {fmt!r} ({kind}) are dropped or reach "
+            f"past their image; {hint}")
 
 
 def _image_sizes(data, column: str) -> list[tuple[int, int]]:
@@ -264,12 +307,10 @@ class DeepLakeDetDataset(DeepLakeRows, BaseDetDataset):
                     f"but {len(row_extras)} entries in column "
                     f"{t.get('gt_masks', 'coco_extra')!r}")
             instances = []
-            for (x1, y1, x2, y2), label, flag, extra in zip(row_boxes.tolist(), row_labels,
-                                                              flags, row_extras):
-                # the same instances CocoDataset keeps: inside the image, at least 1 px
-                inter_w = max(0, min(x2, width) - max(x1, 0))
-                inter_h = max(0, min(y2, height) - max(y1, 0))
-                if inter_w * inter_h == 0 or x2 - x1 < 1 or y2 - y1 < 1 or extra.get("drop"):
+            for (x1, y1, x2, y2), keep, label, flag, extra in zip(
+                    row_boxes.tolist(), kept(row_boxes, width, height), row_labels, flags,
+                    row_extras):
+                if not keep or extra.get("drop"):  # the instances CocoDataset keeps
                     continue
                 instance = dict(bbox=[x1, y1, x2, y2], bbox_label=int(label),
                                 ignore_flag=int(flag))
@@ -282,6 +323,10 @@ class DeepLakeDetDataset(DeepLakeRows, BaseDetDataset):
                 height=height, width=width, instances=instances, seg_map_path=None,
                 deeplake_source=self.source, deeplake_row=row,
                 deeplake_column=t["img"]))
+        warning = box_fit_warning(boxes, [(d["width"], d["height"]) for d in data_list], fmt,
+                                  kind, f"{path!r} column {t['gt_bboxes']!r}")
+        if warning:
+            warnings.warn(warning, stacklevel=2)
         return data_list
 
     def filter_data(self) -> list[dict]:

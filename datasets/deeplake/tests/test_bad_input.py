@@ -182,3 +182,35 @@ def test_masks_from_a_text_column(build_error, tmp_path):
     assert "row 0: 2 boxes in column 'boxes' but 1 entries in column 'segmentations'" in \
         build_error(path=one_mask, tensors=dict(img="images", gt_bboxes="boxes",
                                                 gt_labels="labels", gt_masks="segmentations"))
+
+
+@pytest.mark.parametrize("stored, declared, boxes", [
+    ("ltrb", "ltwh", [[5, 4, 9, 7], [1, 1, 4, 3]]),   # x1, y1, x2, y2 read as x, y, w, h
+    ("ltwh", "ltrb", [[5, 4, 3, 2], [1, 1, 4, 3]]),   # x, y, w, h read as x1, y1, x2, y2
+])
+def test_boxes_in_another_format_than_the_column_says_warn_and_name_it(tmp_path, stored,
+                                                                        declared, boxes):
+    """Boxes stored in one format in a column declared as another trained silently to mAP 0
+    (dropped as empty, or reaching past the image); the dataset now warns and names the
+    format under which they fit. The same boxes read as what they are: no warning."""
+    import warnings
+
+    import cplugins_deeplake  # noqa: F401
+    from mmdet.registry import DATASETS
+    from mmengine.registry import init_default_scope
+
+    path = _write(tmp_path / "ds", boxes, [0, 1], coords=False)  # a 10x8 image
+    init_default_scope("mmdet")
+    with pytest.warns(UserWarning) as record:
+        DATASETS.build(dict(type="DeepLakeDetDataset", path=path, pipeline=[],
+                            bbox_format=declared))
+    (message,) = [str(w.message) for w in record if "boxes read as" in str(w.message)]
+    assert message == (f"{path!r} column 'boxes': 1 of 2 boxes read as {declared!r} (pixel) "
+                       f"are dropped or reach past their image; read as {stored!r}, 2 would "
+                       f"fit: if that is the column's format, pass bbox_format={stored!r}")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        dataset = DATASETS.build(dict(type="DeepLakeDetDataset", path=path, pipeline=[],
+                                      bbox_format=stored))
+    assert not [w for w in record if "boxes read as" in str(w.message)]
+    assert len(dataset[0]["instances"]) == 2

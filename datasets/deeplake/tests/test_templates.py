@@ -61,7 +61,8 @@ def test_rendered_configs_read_deeplake(lake_sets):
     from cplugins.templates.rendering import render
 
     cfg = render("MMDetection_YOLOX", data=lake_sets["detection"]).to_dict()
-    assert cfg["custom_imports"]["imports"][0] == "cplugins_deeplake"
+    assert cfg["custom_imports"]["imports"][:2] == ["cplugins.templates.runtime",
+                                                   "cplugins_deeplake"]
     train = cfg["train_dataloader"]["dataset"]
     types = _types(train)
     assert "DeepLakeDetDataset" in types and "LoadImageFromDeepLake" in types, types
