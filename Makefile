@@ -33,7 +33,7 @@ $(STAMP): $(BIN)/python $(CONSTRAINTS) requirements/stack.txt pyproject.toml $(a
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps torchvision
 	$(PIP) install -q -c $(CONSTRAINTS) -r requirements/stack.txt
 	$(PIP) install -q -c $(CONSTRAINTS) --no-deps --no-build-isolation -e . $(addprefix -e ,$(PLUGINS))
-	$(BIN)/python -c "import cplugins.all, mmcv.ops, mmdet.models; print('stack ok')"
+	$(BIN)/python -c "import cplugins.compat; cplugins.compat.apply(); import cplugins.all, mmcv.ops, mmdet.models; print('stack ok')"
 	touch $@
 
 demo: $(STAMP)

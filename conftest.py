@@ -1,10 +1,22 @@
-"""Repository-wide test isolation (tests/, benchmarks/ and every plugin's tests/)."""
+"""Repository-wide test set-up (tests/, benchmarks/ and every plugin's tests/): the
+compatibility fixes and cplugins' pytest plugin, both opt-in, and default-scope isolation."""
 from __future__ import annotations
 
 import copy
+import os
 import sys
 
 import pytest
+
+from cplugins import ENV_COMPAT, compat
+
+# this repository's tests run on the pinned stack with its known breakages: opt in to the fixes
+# before any test module imports torchvision / mmdet (installing cplugins applies none), and
+# pass the opt-in on to the Python processes the tests start (they apply it at import cplugins)
+compat.apply()
+os.environ[ENV_COMPAT] = "1"
+# the fixtures of cplugins.testing (cplugins_build, cplugins_train, ...): loaded on request only
+pytest_plugins = ["cplugins.testing"]
 
 
 @pytest.fixture(autouse=True)

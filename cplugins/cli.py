@@ -1,5 +1,8 @@
 """The ``cplugins`` command line: ``cplugins list [--activate] [--json]``, ``cplugins lock CKPT``,
-``cplugins bench``, ``cplugins templates``."""
+``cplugins doctor``, ``cplugins configs [DIST]``, ``cplugins bench``, ``cplugins templates``.
+
+The command is one of cplugins' own entry points: it opts in to the compatibility fixes
+(:func:`cplugins.compat.apply`) before anything imports the OpenMMLab stack."""
 from __future__ import annotations
 
 import argparse
@@ -74,15 +77,35 @@ def cmd_list(args: argparse.Namespace) -> int:
     conflicts = [c for c in manager.declared_conflicts()
                  if not any(c.startswith(f"{name!r} in {registry}:") for registry, name in found)]
     conflicts += found.values()
+    wrong_scopes = _wrong_scopes(records) if args.activate else []
     if args.json:
         print(json.dumps({"plugins": [_record_dict(r) for r in records],
-                          "conflicts": conflicts, "error": error}, indent=2))
+                          "conflicts": conflicts, "wrong_scopes": wrong_scopes,
+                          "error": error}, indent=2))
     else:
         print(format_table(records, conflicts))
+        for line in wrong_scopes:
+            print(f"WRONG SCOPE: {line}")
         if error:
             print(f"error: {error}")
     broken = any(r.status in ("failed", "incompatible") for r in records)
-    return 1 if conflicts or broken or error else 0
+    return 1 if conflicts or broken or error or wrong_scopes else 0
+
+
+def _wrong_scopes(records: list[PluginRecord]) -> list[str]:
+    """Registered modules whose base class belongs to another library than their scope."""
+    from cplugins.manager import import_target
+    from cplugins.registries import scope_mismatch
+
+    lines = []
+    for record in records:
+        for reg in record.registrations:
+            if reg.status != "registered":
+                continue
+            mismatch = scope_mismatch(import_target(reg.spec.target), reg.registry)
+            if mismatch:
+                lines.append(f"{record.label}: {mismatch.message}")
+    return lines
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
@@ -105,6 +128,75 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from cplugins import compat
+
+    rows = compat.report()
+    if args.json:
+        print(json.dumps({"fixes": rows}, indent=2))
+        return 0
+    for row in rows:
+        needed = {True: "needed", False: "not needed", None: "library not installed"}.get(
+            row["needed"], row["needed"])
+        print(f"{row['name']:<24} {needed:<22} {row['state']:<12} {row['problem']}")
+    wanted = [r["name"] for r in rows if r["needed"] is True]
+    names = f": {', '.join(wanted)}" if wanted else ""
+    print(f"this environment needs {len(wanted)} fix(es){names}. The cplugins command, "
+          "tools/*.py and configs that import cplugins.templates.runtime apply them; your "
+          "own scripts and tests opt in with `import cplugins.compat; "
+          "cplugins.compat.apply()` before importing the OpenMMLab stack.")
+    return 0
+
+
+def plugin_configs(only: str | None = None) -> dict[str, list[str]]:
+    """Config paths by plugin label (``dist version``) from the ``cplugins_configs`` hook;
+    ``only``: a distribution, plugin or package name."""
+    manager = get_manager()
+    manager.discover()
+    found: dict[str, list[str]] = {}
+    for record in manager.records.values():
+        if record.plugin is None or (only is not None and only not in (
+                record.distribution, record.name, record.package)):
+            continue
+        impls = [i for i in manager.pm.hook.cplugins_configs.get_hookimpls()
+                 if i.plugin is record.plugin]
+        paths = [str(p) for impl in impls for p in impl.function() or []]
+        if paths or only is not None:
+            found[record.label] = sorted(paths)
+    return found
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    import os.path as osp
+
+    found = plugin_configs(args.dist)
+    if args.dist is not None and not found:
+        known = sorted({r.distribution for r in get_manager().records.values()})
+        print(f"error: no installed plugin {args.dist!r}; installed: {', '.join(known)}",
+              file=sys.stderr)
+        return 1
+    if args.path is not None:
+        stem = args.path[:-3] if args.path.endswith(".py") else args.path
+        hits = [p for paths in found.values() for p in paths
+                if osp.splitext(osp.basename(p))[0] == stem]
+        if len(hits) != 1:
+            names = sorted(osp.splitext(osp.basename(p))[0] for v in found.values() for p in v)
+            what = "several plugins ship" if hits else "no plugin ships"
+            print(f"error: {what} a config {args.path!r}; configs: {', '.join(names)}",
+                  file=sys.stderr)
+            return 1
+        print(hits[0])
+        return 0
+    if args.json:
+        print(json.dumps(found, indent=2))
+        return 0
+    for label, paths in found.items():
+        print(label)
+        for path in paths:
+            print(f"  {osp.splitext(osp.basename(path))[0]:<56} {path}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from cplugins.bench.cli import run_command  # torch is imported only when cases run
 
@@ -115,7 +207,7 @@ def cmd_new(args: argparse.Namespace) -> int:
     from cplugins.scaffold import ScaffoldError, new_project  # copier only when generating
 
     try:
-        path = new_project(args.kind, args.name, args.dir)
+        path = new_project(args.kind, args.name, args.dir, args.scope)
     except ScaffoldError as exc:
         print(f"cplugins new: {exc}", file=sys.stderr)
         return 2
@@ -148,14 +240,37 @@ def build_parser() -> argparse.ArgumentParser:
     p_lock.add_argument("checkpoint", help="a .pth checkpoint, a work dir's cplugins-lock.json, "
                                            "or the config tools/train.py saved there")
     p_lock.set_defaults(func=cmd_lock)
+    p_doctor = sub.add_parser(
+        "doctor", help="which compatibility fixes this environment needs, which ran",
+        description="For each known breakage of the OpenMMLab stack on a newer torch/numpy: "
+                    "whether this environment has it (imports torch to find out) and whether "
+                    "the fix ran in this process. Fixes are opt-in: cplugins.compat.apply().")
+    p_doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    p_doctor.set_defaults(func=cmd_doctor)
+    p_configs = sub.add_parser(
+        "configs", help="the training configs plugins ship (their model zoos)",
+        description="List the configs installed plugins ship (cplugins_configs hook), with their "
+                    "paths: give one to a train.py, or name it as a _base_ (see the plugin's "
+                    "zoo README).")
+    p_configs.add_argument("dist", nargs="?", metavar="DIST",
+                           help="only this plugin (distribution, plugin or package name)")
+    p_configs.add_argument("--path", metavar="NAME", help="print only the path of config NAME")
+    p_configs.add_argument("--json", action="store_true", help="machine-readable output")
+    p_configs.set_defaults(func=cmd_configs)
     p_new = sub.add_parser(
         "new", help="generate a plugin distribution (copier template)",
-        description="Generate a complete plugin distribution providing one module: pyproject "
-                    "with the entry point, the light hook module, the module, a config, a "
+        description="Generate a complete plugin distribution providing one module for mmdet, "
+                    "mmpretrain or mmseg: pyproject with the entry point, the light hook "
+                    "module, the module, a config that trains it with the library's Runner, a "
                     "benchmark case or check example, a README and tests (cplugins.testing).")
     p_new.add_argument("kind", metavar="KIND", help="backbone, neck, head, loss, dataset, "
-                       "hook or transform")
+                       "hook or transform (of --scope); or cls_head (mmpretrain), decode_head "
+                       "(mmseg), bbox_head (mmdet)")
     p_new.add_argument("name", metavar="NAME", help="class name, e.g. MyNeck")
+    p_new.add_argument("--scope", help="the library: mmdet (default; head: an RoI box head), "
+                       "mmpretrain (head: a classification head) or mmseg (head: a decode "
+                       "head); the module registers into SCOPE::model, ::dataset, "
+                       "::transform")
     p_new.add_argument("--dir", help="where to create it (new or empty; default ./<name>)")
     p_new.set_defaults(func=cmd_new)
     from cplugins.check.cli import DESCRIPTION as CHECK_DESCRIPTION  # light: no torch
@@ -189,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cplugins import compat
+
+    compat.apply()  # the command is cplugins' own entry point: it opts in (nothing imported yet)
     args = build_parser().parse_args(argv)
     return args.func(args)
 

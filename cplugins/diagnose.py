@@ -9,14 +9,33 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import json
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 
 from cplugins import import_hooks
 from cplugins.errors import UnknownTypeError
-from cplugins.manager import PluginRecord, get_manager
+from cplugins.manager import ENV_LOAD_PLUGINS, PluginRecord, get_manager
 from cplugins.spec import REGISTRY_ATTRIBUTES, SCOPE_PACKAGES
+
+#: the plugin distributions published with cplugins, by the ``type`` names they provide: a
+#: config naming one of them that is not installed is told which distribution to install
+#: (tests/test_guest_missing.py keeps it equal to what this repository's plugins declare)
+KNOWN_PLUGINS: dict[str, tuple[str, ...]] = {
+    "cplugins-augfpn": ("AugFPN", "SoftRoIExtractor", "AllLevelRoIExtractor", "CSRoIHead",
+                        "CSCascadeRoIHead", "CSTwoStageDetector", "CSSingleStageDetector"),
+    "cplugins-inception": ("InceptionV4", "BNInception"),
+    "cplugins-embednorm": ("EmbedNormClsHead", "EmbedNormClassifier"),
+    "cplugins-f1loss": ("SoftF1Loss",),
+    "cplugins-deeplake": ("DeepLakeDetDataset", "DeepLakeClsDataset", "DeepLakeSegDataset",
+                          "LoadImageFromDeepLake", "LoadAnnotationsFromDeepLake"),
+}
+#: a JSON file ``{"distribution": ["Type", ...], ...}`` of more known plugins (an
+#: organisation's own), read in addition to :data:`KNOWN_PLUGINS`
+ENV_INDEX = "CPLUGINS_INDEX"
 
 _MISSING = re.compile(
     r"(?P<name>[\w.]+) is not in the (?:(?P<scope>\w+)::)?(?P<registry>\w+) registry")
@@ -67,6 +86,72 @@ def _plugin_line(short: str, record: PluginRecord, searched: list[str]) -> str |
     return None
 
 
+def known_plugins() -> dict[str, tuple[str, ...]]:
+    """:data:`KNOWN_PLUGINS` plus the index file named by ``CPLUGINS_INDEX`` (if set)."""
+    index = dict(KNOWN_PLUGINS)
+    path = os.environ.get(ENV_INDEX)
+    if path:
+        try:
+            with open(path) as f:
+                extra = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{ENV_INDEX}={path}: cannot read a JSON index of plugins "
+                             f"({type(exc).__name__}: {exc})") from None
+        if not isinstance(extra, dict) or not all(
+                isinstance(v, list) and all(isinstance(n, str) for n in v)
+                for v in extra.values()):
+            raise ValueError(f"{ENV_INDEX}={path}: must map distribution names to lists of "
+                             'type names, e.g. {"my-neck": ["MyNeck"]}')
+        index.update({dist: tuple(names) for dist, names in extra.items()})
+    return index
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def install_hints(short: str, loaded: set[str]) -> list[str]:
+    """Which distribution provides ``short`` and the pip line: from the plugin locks this
+    process read (a checkpoint's, a saved config's, :func:`cplugins.lock.remembered_locks`),
+    with the version they recorded, else from the index of known plugins. ``loaded``: the
+    canonical names of the distributions whose plugins were discovered."""
+    from cplugins.lock import remembered_locks
+
+    lines = []
+    for source, lock in remembered_locks():
+        for entry in lock:
+            if short not in entry.get("modules", []):
+                continue
+            dist, version = entry["distribution"], entry["version"]
+            installed = _installed_version(dist)
+            state = ("is not installed" if installed is None else
+                     f"is installed at {installed}" if installed != version else
+                     "is installed at that version but not loaded")
+            lines.append(f"{short} was provided by {dist} {version} when {source} was made "
+                         f"(its plugin lock); {dist} {state}: pip install '{dist}=={version}'")
+    if lines:
+        return lines
+    for dist, names in known_plugins().items():
+        if short not in names:
+            continue
+        installed = _installed_version(dist)
+        if installed is None:
+            lines.append(f"{short} is provided by the plugin distribution {dist}, which is not "
+                         f"installed: pip install {dist}")
+        elif _canonical(dist) not in loaded and os.environ.get(ENV_LOAD_PLUGINS) is not None:
+            lines.append(f"{short} is provided by {dist} {installed}, which is installed but "
+                         f"left out by {ENV_LOAD_PLUGINS}={os.environ[ENV_LOAD_PLUGINS]!r}: "
+                         f"add {dist} to it")
+    return lines
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def explain_unknown_type(type_name: str, scope: str | None, registry_name: str) -> str:
     """A message for an unknown ``type``: default scope, scopes searched, the closest names,
     and the installed plugins that provide the name or failed before saying what they
@@ -98,6 +183,9 @@ def explain_unknown_type(type_name: str, scope: str | None, registry_name: str) 
                                                for r in unknown))
     plugins = [f"{r.name} ({r.label}, {r.status})" for r in manager.records.values()
                if not r.builtin]
+    if not manager.providers_of(short):
+        lines += install_hints(short, {_canonical(r.distribution)
+                                       for r in manager.records.values()})
     lines.append(f"Installed plugins: {', '.join(plugins) or 'none'}.")
     return "\n".join(lines)
 
@@ -143,6 +231,13 @@ def _explain_registry_build(module) -> None:
             if error is None:
                 raise
             raise error from exc
+        except TypeError as exc:  # an mmdet 2 argument: name what mmdet 3 takes
+            from cplugins.training.preflight import explain_type_error
+
+            message = explain_type_error(exc)
+            if message is None:
+                raise
+            raise TypeError(message) from exc
 
     build.cplugins_explained = True
     registry_class.build = build

@@ -71,3 +71,14 @@ def cplugins_examples() -> list[Example]:
     benchmark input generator). Modules without one are checked with their benchmark case.
     Must stay light like :func:`cplugins_modules`.
     """
+
+
+@hookspec
+def cplugins_configs() -> list[str]:
+    """Declare the training configs this plugin ships as package data, for ``cplugins configs``
+    (optional).
+
+    Return the absolute paths of the ``.py`` config files (mmengine configs, e.g. inheriting
+    ``mmdet::`` configs) inside the installed distribution, so that they travel with the
+    wheel. Must stay light like :func:`cplugins_modules`: paths only, nothing parsed.
+    """

@@ -23,6 +23,10 @@ from typing import Any
 from cplugins.errors import PluginLockError
 from cplugins.manager import get_manager
 
+#: (where it came from, the lock) of every lock this process read: an unknown ``type`` that
+#: one of them provides is explained with its distribution and version (cplugins.diagnose)
+_REMEMBERED: list[tuple[str, list[dict]]] = []
+
 META_KEY = "cplugins_lock"
 LOCK_FILE = "cplugins-lock.json"
 #: imported by saved configs: cplugins' own modules (ProgressHook, the lock hook) and its fixes
@@ -87,6 +91,18 @@ def add_plugin_imports(cfg) -> None:
     cfg[META_KEY] = lock
 
 
+def remember(source: str, lock: Iterable[dict]) -> None:
+    """Keep ``lock`` (read from ``source``) for explaining unknown types later."""
+    lock = [dict(entry) for entry in lock]
+    if lock and (source, lock) not in _REMEMBERED:
+        _REMEMBERED.append((source, lock))
+
+
+def remembered_locks() -> list[tuple[str, list[dict]]]:
+    """The locks this process read, as ``(source, lock)``, most recent first."""
+    return list(reversed(_REMEMBERED))
+
+
 @dataclass(frozen=True)
 class LockProblem:
     """A locked distribution that is missing, or installed at another version or build."""
@@ -139,15 +155,25 @@ def checkpoint_lock(checkpoint: dict) -> list[dict] | None:
 
 
 def _load_mapped(path: str):
-    """``torch.load`` weights-only (with cplugins' allowlist of mmengine's types), tensors
-    memory-mapped so that reading the meta of a big checkpoint costs little."""
-    import mmengine.runner.checkpoint  # noqa: F401  (arms cplugins' allowlist of its types)
+    """``torch.load`` weights-only with the allowlist of mmengine's checkpoint types for this
+    call only (:func:`cplugins.compat.checkpoint_safe_globals`; nothing global changes),
+    tensors memory-mapped so that reading the meta of a big checkpoint costs little."""
+    import contextlib
+
     import torch
 
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # a legacy (non-zip) file cannot be memory-mapped
-        return torch.load(path, map_location="cpu", weights_only=True)
+    from cplugins.compat import checkpoint_safe_globals
+
+    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    # only the ones not allowed already: on exit the context *removes* what it was given, which
+    # would take away the allowlist an opted-in compat fix installed for the whole process
+    allowed = set(torch.serialization.get_safe_globals()) if allow else set()
+    missing = [g for g in checkpoint_safe_globals() if g not in allowed]
+    with allow(missing) if allow else contextlib.nullcontext():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # a legacy (non-zip) file cannot be memory-mapped
+            return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def read_lock(path: str) -> list[dict]:
@@ -155,7 +181,9 @@ def read_lock(path: str) -> list[dict]:
     config that ``tools/train.py`` saved (its ``cplugins_lock``; nothing is imported)."""
     if path.endswith(".json"):
         with open(path) as f:
-            return json.load(f)
+            lock = json.load(f)
+        remember(path, lock)
+        return lock
     if path.endswith(".py"):
         from mmengine.config import Config
 
@@ -163,11 +191,14 @@ def read_lock(path: str) -> list[dict]:
         if lock is None:
             raise PluginLockError(f"{path} has no {META_KEY!r} entry: it is not a config that "
                                   "cplugins' tools/train.py saved in a work dir")
-        return [dict(entry) for entry in lock]
+        lock = [dict(entry) for entry in lock]
+        remember(path, lock)
+        return lock
     lock = checkpoint_lock(_load_mapped(path))
     if lock is None:
         raise PluginLockError(f"{path} has no plugin lock (meta[{META_KEY!r}]): it was not "
                               "trained with cplugins' tools/train.py or its PluginLockHook")
+    remember(path, lock)
     return lock
 
 
@@ -183,6 +214,7 @@ def check_checkpoint_plugins(checkpoint: dict | None, path: str) -> list[str]:
     trained with are not installed; return warnings for those installed at another version
     or build. A checkpoint without a lock passes: nothing is known about it."""
     lock = checkpoint_lock(checkpoint) if checkpoint is not None else None
+    remember(path, lock or [])
     problems = lock_problems(lock or [])
     missing = [p for p in problems if p.missing]
     if missing:

@@ -301,6 +301,17 @@ class PluginManager:
         for registration in record.registrations:
             self._register(record, registration)
         failures = [r for r in record.registrations if r.status == "failed"]
+        unusable = {r.spec.name: r.reason for r in record.registrations
+                    if all(o.status == "skipped" for o in record.registrations
+                           if o.spec is r.spec)}
+        if unusable and not failures and not record.builtin:  # no registry of theirs exists
+            record.status = "failed"
+            where = {name: ", ".join(str(r.registry) for r in record.registrations
+                                     if r.spec.name == name) for name in unusable}
+            record.error = "; ".join(f"{name} cannot be used: {reason} (it registers only into "
+                                     f"{where[name]})" for name, reason in unusable.items())
+            warnings.warn(f"cplugins: plugin {record.name!r} ({record.label}) cannot work here: "
+                          f"{record.error}", CPluginsWarning, stacklevel=3)
         if failures:
             record.status = "failed"
             record.error = "; ".join(f"{r.spec.name}: {r.reason}" for r in failures)

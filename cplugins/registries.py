@@ -4,11 +4,12 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+from dataclasses import dataclass
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cplugins import import_hooks
-from cplugins.spec import REGISTRY_ATTRIBUTES, RegistryRef
+from cplugins.spec import REGISTRY_ATTRIBUTES, SCOPE_PACKAGES, RegistryRef
 
 if TYPE_CHECKING:
     from mmengine.registry import Registry
@@ -42,6 +43,38 @@ def visible_names(registry: Registry) -> set[str]:
         names.update(child.module_dict)
         stack.extend(child.children.values())
     return names
+
+
+#: scopes whose base classes carry a library's own API (a ClsHead's loss(feats, data_samples)
+#: is not a BaseDecodeHead's loss(inputs, batch_data_samples, train_cfg))
+TASK_SCOPES: tuple[str, ...] = ("mmdet", "mmpretrain", "mmseg")
+
+
+@dataclass(frozen=True)
+class ScopeMismatch:
+    """A module whose base class belongs to another library than the scope it registers
+    into: ``expected`` is the scope of that base."""
+
+    message: str
+    expected: str
+
+
+def scope_mismatch(cls: Any, ref: RegistryRef) -> ScopeMismatch | None:
+    """Whether ``cls`` subclasses only other libraries' bases (of :data:`TASK_SCOPES`) while
+    registering into ``ref`` (a scope of those libraries); None when it fits (or no rule)."""
+    if ref.scope not in TASK_SCOPES or not isinstance(cls, type):
+        return None
+    scope_of = {package: scope for scope, package in SCOPE_PACKAGES.items()
+                if scope in TASK_SCOPES}
+    bases = [(scope_of[top], base) for base in cls.__mro__[1:]
+             if (top := (getattr(base, "__module__", "") or "").split(".")[0]) in scope_of]
+    if not bases or any(scope == ref.scope for scope, _ in bases):
+        return None
+    scope, base = bases[0]
+    return ScopeMismatch(
+        f"{cls.__name__} subclasses {scope}'s {base.__name__} ({base.__module__}) but registers "
+        f"into {ref}: {ref.scope}'s models and configs do not use {scope}'s API, so it builds "
+        f"there but fails or computes something else when used", scope)
 
 
 def _activate_pending_before_lookups(module: ModuleType) -> None:

@@ -1,8 +1,13 @@
-"""``cplugins.testing``: a pytest plugin for plugin authors (entry point ``pytest11``).
+"""``cplugins.testing``: a pytest plugin for plugin authors, loaded only when asked.
 
-pytest loads it in every session once cplugins is installed, so it only defines fixtures and
-a helper: importing it imports neither torch nor mmengine, and nothing runs unless a test
-asks for it.
+Installing cplugins does not register it with pytest (no ``pytest11`` entry point: other
+projects' test sessions stay as they were). A plugin project asks for it in its
+``tests/conftest.py`` (what ``cplugins new`` writes)::
+
+    pytest_plugins = ["cplugins.testing"]
+
+or on the command line: ``pytest -p cplugins.testing``. Importing it imports neither torch nor
+mmengine and applies no compatibility fix (:func:`cplugins.compat.apply` is a separate opt-in).
 
 Fixtures:
 

@@ -1,8 +1,14 @@
 """Version ranges a plugin declares for the OpenMMLab stack, checked before anything is imported.
 
 A plugin says which mmdet / mmpretrain / mmseg / mmcv / mmengine / torch it works with in its
-``Requires-Dist`` (``dependencies = ["mmdet>=3.1,<3.4"]``); the installed versions are read
-from distribution metadata, so checking costs no torch import.
+``Requires-Dist``: in ``dependencies``, or (so that pip does not install upstream mmdet over a
+fork) in the ``openmmlab`` extra (``[project.optional-dependencies] openmmlab =
+["mmdet>=3.1,<3.4"]``), which cplugins checks whether or not it was installed.
+
+A range is checked against whatever distribution provides the *import package* (``mmdet``,
+``mmseg``, ``mmcv``...): a maintained fork installed under another distribution name
+(``onedl-mmdetection`` provides ``mmdet``) satisfies a range written for upstream. Versions
+are read from distribution metadata, so checking costs no torch import.
 """
 from __future__ import annotations
 
@@ -14,10 +20,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
-#: the distributions whose ranges are checked (PyPI names; mmseg's is mmsegmentation)
-STACK: tuple[str, ...] = ("mmdet", "mmpretrain", "mmsegmentation", "mmcv", "mmengine", "torch")
-#: distributions that install the same import package as a STACK one
-ALTERNATIVES: dict[str, tuple[str, ...]] = {"mmcv": ("mmcv", "mmcv-lite")}
+#: the distributions whose ranges are checked (PyPI names), with the import package each
+#: provides: a range is checked against the distribution that provides that package
+IMPORT_NAMES: dict[str, str] = {"mmdet": "mmdet", "mmpretrain": "mmpretrain",
+                                "mmsegmentation": "mmseg", "mmcv": "mmcv", "mmcv-lite": "mmcv",
+                                "mmengine": "mmengine", "torch": "torch"}
+STACK: tuple[str, ...] = tuple(IMPORT_NAMES)
+#: the extra whose requirements are ranges checked by cplugins but not forced on pip
+RANGES_EXTRA = "openmmlab"
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -31,28 +41,47 @@ class VersionProblem:
 
     requirement: Requirement
     installed: str | None  # None: not installed
+    provider: str | None = None  # the distribution that provides it, when not the named one
 
     @property
     def package(self) -> str:
         return self.requirement.name
 
     def __str__(self) -> str:
-        have = f"installed {self.installed}" if self.installed else "not installed"
+        via = f" as {self.provider}" if self.provider else ""
+        have = f"installed {self.installed}{via}" if self.installed else "not installed"
         return f"requires {self.requirement} ({self.package} {have})"
 
 
-def installed_version(name: str) -> str | None:
-    """The installed version of distribution ``name`` (or an alternative of it), or None."""
-    for candidate in ALTERNATIVES.get(_canonical(name), (name,)):
+def provider(name: str) -> tuple[str, str] | None:
+    """``(distribution, version)`` that provides what stack distribution ``name`` provides: the
+    named distribution if installed, else one that installs the same import package (a fork,
+    ``mmcv-lite``); None when nothing does."""
+    try:
+        return name, metadata.version(name)
+    except metadata.PackageNotFoundError:
+        pass
+    package = IMPORT_NAMES.get(_canonical(name))
+    if package is None:
+        return None
+    for dist in sorted(metadata.packages_distributions().get(package, [])):
         try:
-            return metadata.version(candidate)
+            return dist, metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
     return None
 
 
+def installed_version(name: str) -> str | None:
+    """The installed version of stack distribution ``name`` or of what provides its import
+    package under another name (a fork); None when nothing does."""
+    found = provider(name)
+    return found[1] if found else None
+
+
 def stack_requirements(dist: metadata.Distribution) -> list[Requirement]:
-    """The distribution's requirements on :data:`STACK` packages that apply here."""
+    """The distribution's requirements on :data:`STACK` packages that apply here: its
+    dependencies and its ``openmmlab`` extra (:data:`RANGES_EXTRA`)."""
     lines = [line for line in dist.requires or []
              if (name := _NAME.match(line)) and _canonical(name[1]) in STACK]
     if not lines:
@@ -65,8 +94,9 @@ def stack_requirements(dist: metadata.Distribution) -> list[Requirement]:
             requirement = Requirement(line)
         except InvalidRequirement:
             continue
-        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
-            continue  # an extra, or another platform / Python
+        if requirement.marker is not None and not any(
+                requirement.marker.evaluate({"extra": extra}) for extra in ("", RANGES_EXTRA)):
+            continue  # another extra, or another platform / Python
         found.append(requirement)
     return found
 
@@ -75,16 +105,25 @@ def version_problems(dist: metadata.Distribution) -> list[VersionProblem]:
     """Requirements of ``dist`` on the stack that the installed versions do not satisfy."""
     problems = []
     for requirement in stack_requirements(dist):
-        installed = installed_version(requirement.name)
+        found = provider(requirement.name)
+        installed = found[1] if found else None
         if installed is None or not requirement.specifier.contains(installed, prereleases=True):
-            problems.append(VersionProblem(requirement, installed))
+            via = found[0] if found and _canonical(found[0]) != _canonical(requirement.name) \
+                else None
+            problems.append(VersionProblem(requirement, installed, via))
     return problems
 
 
 def describe(label: str, problems: list[VersionProblem]) -> str:
     """One sentence: what ``label`` (``"acme-parts 0.1.0"``) needs, what is installed, the fix."""
     distribution = label.split(" ")[0]
-    wanted = " ".join(f"'{p.requirement}'" for p in problems)
+    upstream = [p for p in problems if p.provider is None]
+    forks = [p for p in problems if p.provider is not None]
+    fixes = [f"install a release of {distribution} that supports the installed versions"]
+    if upstream:
+        fixes.append("pip install " + " ".join(f"'{p.requirement}'" for p in upstream))
+    for p in forks:  # pip install 'mmdet...' would install upstream next to the fork
+        fixes.append(f"install a release of {p.provider} (it provides {p.package}) in "
+                     f"{p.requirement.specifier}")
     return (f"{label} is incompatible with the installed stack: "
-            f"{'; '.join(str(p) for p in problems)}. Fix: install a release of {distribution} "
-            f"that supports the installed versions, or pip install {wanted}")
+            f"{'; '.join(str(p) for p in problems)}. Fix: {', or '.join(fixes)}")

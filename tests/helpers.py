@@ -15,13 +15,26 @@ def run_python(code: str, site: Path | None = None, env: dict | None = None,
                cwd: Path | None = None, args: list[str] | None = None,
                timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``python -c code`` (or ``python args``) with ``site`` first on sys.path."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CPLUGINS_")}
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith("CPLUGINS_") or k == "CPLUGINS_COMPAT"}  # conftest's opt-in
     if site is not None:
         full_env["PYTHONPATH"] = str(site)
     full_env.update(env or {})
     command = [sys.executable, *(args if args is not None else ["-c", code])]
     return subprocess.run(command, capture_output=True, text=True, env=full_env,
                           cwd=cwd or REPO, timeout=timeout)
+
+
+def install_wheels(projects, wheels: Path, target: Path) -> list[Path]:
+    """Build the wheels of the source folders ``projects`` in one ``pip wheel`` call into
+    ``wheels`` and install them (no dependencies) into ``target``; returns the wheels."""
+    pip = [sys.executable, "-m", "pip", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
+                    *map(str, projects)], check=True, capture_output=True)
+    built = sorted(wheels.glob("*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--no-compile", "--target", str(target),
+                    *map(str, built)], check=True, capture_output=True)
+    return built
 
 
 def count_calls(*modules) -> list[int]:

@@ -1,6 +1,8 @@
-"""Each compat fix: armed at import, applied only when its module is imported, and correct."""
+"""Each compat fix: opt-in (``cplugins.compat.apply``), applied only when its module is
+imported and the breakage is present, and correct; ``import cplugins`` applies none."""
 from __future__ import annotations
 
+import json
 import textwrap
 
 import numpy as np
@@ -8,8 +10,10 @@ import pytest
 import torch
 from helpers import run_python
 
-import cplugins  # noqa: F401  (arms the fixes before anything below imports torchvision)
-from cplugins import compat
+from cplugins import compat  # applied by the repository's conftest.py (its opt-in)
+
+#: a process without the repository's opt-in (conftest passes CPLUGINS_COMPAT=1 on)
+NO_OPT_IN = {"CPLUGINS_COMPAT": "0"}
 
 
 def test_nothing_heavy_is_imported_or_applied_by_import_cplugins():
@@ -18,21 +22,21 @@ def test_nothing_heavy_is_imported_or_applied_by_import_cplugins():
         import cplugins
         from cplugins import compat
         print(sorted(m for m in ("torch", "torchvision", "numpy", "mmengine") if m in sys.modules),
-              compat.APPLIED)
+              compat.APPLIED, compat.ARMED)
     """)
-    result = run_python(code)
+    result = run_python(code, env=NO_OPT_IN)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[] []"
+    assert result.stdout.strip() == "[] [] False"
 
 
 def test_torchvision_imports_and_mmpretrain_models_load():
     code = textwrap.dedent("""
-        import cplugins
         from cplugins import compat
+        compat.apply()
         import torchvision, mmpretrain.models, mmdet.models
         print("OK", compat.APPLIED)
     """)
-    result = run_python(code)
+    result = run_python(code, env=NO_OPT_IN)
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout and "torchvision-ops" in result.stdout
 
@@ -40,15 +44,17 @@ def test_torchvision_imports_and_mmpretrain_models_load():
 def test_mmdet_benchmark_tools_import():
     """mmdet's tools/analysis_tools/benchmark.py runs on mmdet.utils.benchmark, which imports
     psutil without mmdet declaring it: the pinned stack carries it."""
-    result = run_python("import cplugins, mmdet.utils.benchmark as b; "
-                        "print(b.InferenceBenchmark.__name__, b.DataLoaderBenchmark.__name__)")
+    result = run_python("import cplugins.compat; cplugins.compat.apply(); "
+                        "import mmdet.utils.benchmark as b; "
+                        "print(b.InferenceBenchmark.__name__, b.DataLoaderBenchmark.__name__)",
+                        env=NO_OPT_IN)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["InferenceBenchmark", "DataLoaderBenchmark"]
 
 
 def test_without_cplugins_torchvision_still_fails_here():
     """Guards the test above: the breakage is real on this stack (else the fix is moot)."""
-    result = run_python("import torchvision")
+    result = run_python("import torchvision", env=NO_OPT_IN)
     if result.returncode == 0:
         pytest.skip("torchvision's own ops load on this machine; the fix is not needed")
     assert "torchvision::nms" in result.stderr
@@ -122,3 +128,94 @@ def test_checkpoint_round_trip_keeps_weights_only_protection(tmp_path):
         torch.save({"x": payload}, tmp_path / f"evil{i}.pth")
         with pytest.raises(Exception, match="Unsupported global"):
             torch.load(tmp_path / f"evil{i}.pth")
+
+
+def test_reading_a_checkpoints_lock_keeps_the_process_allowlist(tmp_path):
+    """``cplugins.lock`` loads with the checkpoint types allowed for that call only; torch's
+    ``safe_globals`` context removes on exit what it was given, so the opted-in process lost
+    its allowlist and ``--resume`` then refused mmengine's own checkpoint (seen in the torchrun
+    tests). In a fresh process: opt in, save, read the lock, load as mmengine does."""
+    code = textwrap.dedent(f"""
+        import torch
+        import cplugins.compat
+        cplugins.compat.apply()
+        from mmengine.logging import HistoryBuffer
+        from mmengine.runner.checkpoint import _load_checkpoint, save_checkpoint
+        from cplugins.lock import read_lock
+        path = {str(tmp_path / 'ckpt.pth')!r}
+        meta = {{"hist": HistoryBuffer([1.0], [1]), "cplugins_lock": []}}
+        save_checkpoint({{"state_dict": {{}}, "meta": meta}}, path)
+        before = len(torch.serialization.get_safe_globals())
+        print("LOCK", read_lock(path))
+        print("KEPT", len(torch.serialization.get_safe_globals()) == before)
+        print("LOADED", type(_load_checkpoint(path)["meta"]["hist"]).__name__)
+    """)
+    result = run_python(code, env={"CPLUGINS_COMPAT": "0"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines()
+             if line.startswith(("LOCK", "KEPT", "LOADED"))]
+    assert lines == ["LOCK []", "KEPT True", "LOADED HistoryBuffer"], result.stdout[-2000:]
+
+
+def test_importing_cplugins_and_a_plugin_changes_nothing_outside_cplugins():
+    """Without the opt-in, cplugins and its plugin discovery leave numpy and torchvision as they
+    were: importing torchvision ends as it does without cplugins. The one import hook discovery
+    adds watches only mmengine's registry module (cplugins' own plugin machinery: pending
+    activations, explained unknown types), nothing the compatibility fixes touch."""
+    probe = textwrap.dedent("""
+        import sys
+        finders = list(sys.meta_path)
+        {imports}
+        watched = sorted(set(getattr(sys.modules.get("cplugins.import_hooks"), "_before", {{}}))
+                         | set(getattr(sys.modules.get("cplugins.import_hooks"), "_after", {{}})))
+        import numpy
+        try:
+            import torchvision
+            outcome = "imported"
+        except Exception as exc:
+            outcome = type(exc).__name__ + ": " + str(exc)
+        print(repr((watched, "in1d" in numpy.__dict__, outcome)))
+    """)
+    plain = run_python(probe.format(imports="pass"), env=NO_OPT_IN)
+    with_plugin = run_python(probe.format(imports=(
+        "import cplugins\n"
+        "from cplugins.manager import get_manager\n"
+        "get_manager().discover()\n"
+        "from cplugins import compat\n"
+        "assert not compat.ARMED and compat.APPLIED == []")), env=NO_OPT_IN)
+    assert plain.returncode == 0 and with_plugin.returncode == 0, with_plugin.stderr[-2000:]
+    assert with_plugin.stdout.strip() == plain.stdout.strip().replace(
+        "([], ", "(['mmengine.registry.registry'], ")
+    assert plain.stdout.startswith("([], ")
+
+
+def test_the_opt_ins_apply_the_fixes_and_doctor_says_which_are_needed_and_ran():
+    """``compat.apply()`` (a user's script), the repository's tools and the runtime module of
+    saved configs opt in; ``cplugins doctor`` reports need (as the stack shows it) and state."""
+    code = textwrap.dedent("""
+        import json, sys
+        sys.path.insert(0, "tools")
+        from cplugins import compat
+        assert not compat.ARMED
+        {opt_in}
+        import torchvision  # fails on this machine without the fix
+        print(json.dumps({{r["name"]: r["state"] for r in compat.report()}}))
+    """)
+    broken = run_python("import torchvision", env=NO_OPT_IN).returncode != 0
+    for opt_in in ("compat.apply()", "import train, test, demo",
+                   "import cplugins.templates.runtime"):
+        result = run_python(code.format(opt_in=opt_in), env=NO_OPT_IN)
+        assert result.returncode == 0, (opt_in, result.stderr[-2000:])
+        states = json.loads(result.stdout.strip().splitlines()[-1])
+        assert states["torchvision-ops"] == ("applied" if broken else "not needed"), opt_in
+        if opt_in == "compat.apply()":  # mmpretrain's retrieval metrics not imported yet
+            assert states["numpy-in1d"] == "armed"
+    result = run_python("", env=NO_OPT_IN, args=["-m", "cplugins.cli", "doctor", "--json"])
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)["fixes"]}
+    assert rows["torchvision-ops"]["needed"] is broken
+    assert rows["numpy-in1d"]["needed"] is ("in1d" not in np.__dict__ or
+                                            np.in1d is compat.in1d)
+    assert all(r["state"] in ("armed", "applied", "not needed") for r in rows.values())
+    text = run_python("", env=NO_OPT_IN, args=["-m", "cplugins.cli", "doctor"])
+    assert "cplugins.compat.apply()" in text.stdout and "torchvision-ops" in text.stdout

@@ -2,6 +2,7 @@
 with faults injected: every fault is reported with its count and an example."""
 from __future__ import annotations
 
+import io
 import json
 import shutil
 
@@ -9,6 +10,8 @@ import pytest
 from helpers import run_python
 from training_setup import error_lines, train, write_tiny_config
 
+from cplugins.data.check import DataCheckError, check_training_data
+from cplugins.data.cityscapes import make_cityscapes
 from cplugins.data.shapes import make_shapes_detection
 
 
@@ -88,3 +91,75 @@ def test_train_stops_on_bad_data_before_building(clean_set, tmp_path):
         result.stderr[-3000:]
     assert "missing image files" in result.stderr and "Traceback" not in result.stderr
     assert not list((tmp_path / "work").glob("*/*.log"))
+
+
+# ----------------------------------------------------------------------------- Cityscapes
+@pytest.fixture(scope="module")
+def cityscapes_set(tmp_path_factory):
+    return make_cityscapes(tmp_path_factory.mktemp("cs") / "cityscapes", num_train=2,
+                           num_val=2, seed=0)
+
+
+def _cityscapes_config(info: dict, cityscapes_metric: bool = True, train: dict | None = None):
+    """mmdet's configs/_base_/datasets/cityscapes_instance.py on the synthetic set."""
+    from mmengine.config import Config
+
+    evaluators = [dict(type="CocoMetric", ann_file=f"{info['data_root']}/{info['val_ann_file']}",
+                       metric=["bbox", "segm"])]
+    if cityscapes_metric:
+        evaluators.append(dict(type="CityScapesMetric", seg_prefix=info["val_seg_prefix"],
+                               outfile_prefix="./work_dirs/cityscapes_metric/instance"))
+    train = train or dict(type="CityscapesDataset", **info["train"], pipeline=[],
+                          filter_cfg=dict(filter_empty_gt=True, min_size=32))
+    return Config(dict(
+        train_dataloader=dict(dataset=dict(type="RepeatDataset", times=8, dataset=train)),
+        val_dataloader=dict(dataset=dict(type="CityscapesDataset", **info["val"],
+                                         test_mode=True, pipeline=[])),
+        val_evaluator=evaluators))
+
+
+def test_cityscapes_sets_are_checked_with_the_files_the_metric_reads(cityscapes_set, tmp_path):
+    stream = io.StringIO()
+    reports = check_training_data(_cityscapes_config(cityscapes_set), stream=stream)
+    assert [r.source.split(" ")[0].rsplit("/", 1)[1] for r in reports] == [
+        "instancesonly_filtered_gtFine_train.json", "instancesonly_filtered_gtFine_val.json"]
+    assert not any(r.errors for r in reports), stream.getvalue()
+    assert "2 images opened" in stream.getvalue() and "not checked" not in stream.getvalue()
+
+    root = tmp_path / "cityscapes"
+    shutil.copytree(cityscapes_set["data_root"], root)
+    info = make_cityscapes(root, num_train=2, num_val=2, seed=0)  # same set: not rewritten
+    assert not info["generated"]
+    gt = "gtFine/val/frankfurt/frankfurt_000000_000019_gtFine_instanceIds.png"
+    (root / gt).unlink()
+    with pytest.raises(DataCheckError) as caught:
+        check_training_data(_cityscapes_config(info))
+    assert ("error: 1 missing gtFine instanceIds files (CityScapesMetric reads them when it "
+            f"evaluates): {gt}") in str(caught.value)
+    # evaluated by CocoMetric alone, the set needs no gtFine files
+    check_training_data(_cityscapes_config(info, cityscapes_metric=False), stream=io.StringIO())
+
+
+def test_dataset_types_not_checked_are_named(cityscapes_set):
+    voc = dict(type="VOCDataset", data_root="data/VOCdevkit/",
+               ann_file="VOC2007/ImageSets/Main/trainval.txt",
+               data_prefix=dict(sub_data_root="VOC2007/"), pipeline=[])
+    stream = io.StringIO()
+    reports = check_training_data(_cityscapes_config(cityscapes_set, train=voc), stream=stream)
+    assert len(reports) == 1  # the Cityscapes validation set
+    not_checked = [line for line in stream.getvalue().splitlines() if "not checked" in line]
+    assert not_checked == ["data check: not checked: train_dataloader: VOCDataset (an "
+                           "annotation format this check does not read: "
+                           "VOC2007/ImageSets/Main/trainval.txt)"]
+
+
+def test_cli_checks_a_cityscapes_json_or_folder(cityscapes_set):
+    result = _cli(f"{cityscapes_set['data_root']}/{cityscapes_set['val_ann_file']}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "leftImg8bit/val" in result.stdout and "2 images opened" in result.stdout
+    assert "no errors" in result.stdout
+    result = _cli(cityscapes_set["data_root"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line.split(" ")[0].rsplit("/", 1)[1] for line in result.stdout.splitlines()
+            if not line.startswith(" ")] == ["instancesonly_filtered_gtFine_train.json",
+                                             "instancesonly_filtered_gtFine_val.json"]

@@ -151,3 +151,33 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=4))
     curve = read_curve(latest_scalars(str(work_dir)))
     assert [step for step, _ in curve.loss] == [1, 2, 3, 4]
     assert [step for step, _ in curve.mAP] == [2, 4]
+
+
+def test_boxes_stand_out_on_a_background_of_their_class_colour():
+    """The demo drew boxes in the class palette: crimson boxes on a red background were
+    barely visible. Drawn with the demo's colour, a box edge differs from the background by
+    far more than with the class colour (mmdet's own visualizer draws both)."""
+    import sys
+
+    import torch
+    from mmdet.structures import DetDataSample
+    from mmdet.visualization import DetLocalVisualizer
+    from mmengine.structures import InstanceData
+
+    sys.path.insert(0, str(REPO / "tools"))
+    from demo import contrasting_colour
+
+    red = np.zeros((96, 96, 3), np.uint8)
+    red[...] = (200, 30, 50)  # a red background of the shapes sets (luma in [30, 95])
+    sample = DetDataSample()
+    sample.gt_instances = InstanceData(bboxes=torch.tensor([[20.0, 20.0, 76.0, 76.0]]),
+                                       labels=torch.tensor([0]))
+    contrast = {}
+    for name, colour in (("palette", None), ("demo", contrasting_colour(red))):
+        visualizer = DetLocalVisualizer(name=f"contrast-{name}", bbox_color=colour)
+        visualizer.dataset_meta = dict(classes=("circle",), palette=[(220, 20, 60)])
+        visualizer.add_datasample("x", red, sample, draw_pred=False, show=False)
+        drawn = visualizer.get_image().astype(np.int64)
+        edge = drawn[40:56, 19:22]  # the left edge, away from the label text
+        contrast[name] = float(np.abs(edge - red[40:56, 19:22]).sum(-1).mean())
+    assert contrast["palette"] < 60 < 300 < contrast["demo"], contrast

@@ -14,7 +14,7 @@ import pytest
 import torch
 from helpers import PLUGIN_DIRS, REPO, run_python
 
-from conftest import FIXTURE_DISTS, pip
+from conftest import FIXTURE_DISTS, install_target, pip
 
 EXPECTED = {  # distribution -> {module: registries} (at least these)
     "cplugins-augfpn": {"AugFPN": {"mmdet::model"}},
@@ -179,3 +179,89 @@ def test_training_locks_its_plugins_and_the_checkpoint_names_what_to_install(
     assert "cplugins-lockfix-fixture==0.0.1  # LockFPN" in result.stdout.splitlines()
     assert ("cplugins-lockfix-fixture 0.0.1 (its modules LockFPN), which is installed at "
             "0.0.2: pip install 'cplugins-lockfix-fixture==0.0.1'") in result.stderr
+
+
+# -- what a wheel needs, a wheel carries (issue 22): the AugFPN zoo and its template ----------
+def _clean_stack(tmp_path: Path) -> Path:
+    """The venv's site-packages without cplugins and the repository's plugins (their editable
+    installs point into the repository): symlinks to every other entry, except backports named
+    like a standard-library module (on PYTHONPATH they would shadow it; ``typing.py``)."""
+    import sysconfig
+
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        module = entry.name[:-3] if entry.name.endswith(".py") else entry.name
+        if (not entry.name.lower().startswith(("cplugins", "__editable__", "_cplugins"))
+                and module not in sys.stdlib_module_names):
+            (stack / entry.name).symlink_to(entry)
+    return stack
+
+
+@pytest.mark.slow
+def test_augfpn_wheel_lists_renders_and_trains_its_configs(tmp_path_factory, wheels, tmp_path):
+    """cplugins + cplugins-augfpn wheels in a clean target, the repository off the path
+    (``python -S``, PYTHONPATH = target + the stack, cwd a temp dir): ``cplugins configs``
+    lists the zoo from the installed package, ``cplugins render MMDetection_AugFPN`` starts
+    from the packaged base config, and mmdet's own train.py trains the rendered file."""
+    import mmdet
+
+    from cplugins.data.shapes import make_shapes_detection
+
+    target = install_target(tmp_path_factory, "site_zoo",
+                            [wheels["cplugins"], wheels["cplugins_augfpn"]])
+    env = {"PYTHONPATH": f"{target}:{_clean_stack(tmp_path)}", "OMP_NUM_THREADS": "1"}
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return run_python("", env=env, cwd=cwd, args=["-S", *args])
+
+    result = run("-c", "import sys, cplugins, cplugins_augfpn; print(cplugins.__file__, "
+                       "cplugins_augfpn.__file__, any('/work' in p for p in sys.path))")
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = result.stdout.split()
+    assert all(f.startswith(str(target)) for f in files[:2]), result.stdout
+    assert str(REPO) not in result.stdout
+
+    result = run("-m", "cplugins.cli", "configs", "cplugins-augfpn", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (label, paths), = json.loads(result.stdout).items()
+    assert label == "cplugins-augfpn 0.1.0" and len(paths) == 10
+    assert all(p.startswith(str(target / "cplugins_augfpn" / "configs")) for p in paths)
+    assert (target / "cplugins_augfpn" / "configs" / "metafile.yml").is_file()
+    assert (target / "cplugins_augfpn" / "configs" / "README.md").is_file()
+
+    data = make_shapes_detection(tmp_path / "shapes", num_train=2, num_val=1,
+                                 image_size=(96, 128), seed=4)["data_root"]
+    rendered = tmp_path / "augfpn.py"
+    options = {"train_dataloader.num_workers": 0, "train_dataloader.persistent_workers": False,
+               "val_dataloader.num_workers": 0, "val_dataloader.persistent_workers": False,
+               "test_dataloader.num_workers": 0, "test_dataloader.persistent_workers": False,
+               "model.backbone.depth": 18, "model.neck.in_channels": "[64,128,256,512]",
+               "model.train_cfg.rcnn.sampler.num": 32, "model.test_cfg.rcnn.score_thr": 0.0,
+               "default_hooks.checkpoint.interval": 1}
+    result = run("-m", "cplugins.cli", "render", "MMDetection_AugFPN", "--data", data,
+                 "--set", "image_size=[96]", "batch_size=2", "num_epochs=1",
+                 "--cfg-options", *(f"{k}={v}" for k, v in options.items()),
+                 "-o", str(rendered))
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = rendered.read_text()  # standalone: the packaged base config merged in
+    assert "type='CSTwoStageDetector'" in text and "type='AugFPN'" in text
+    assert "type='SoftRoIExtractor'" in text
+    # the built-in templates' base configs travel in the cplugins wheel too
+    result = run("-m", "cplugins.cli", "render", "Detection_MSC10", "--data", data,
+                 "-o", str(tmp_path / "msc10.py"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "type='RetinaNet'" in (tmp_path / "msc10.py").read_text()
+
+    # mmdet's own train.py, unchanged; this environment's torch / torchvision need cplugins'
+    # compatibility fixes (`cplugins doctor`): the process opts in before importing the stack
+    train_py = Path(mmdet.__file__).parent / ".mim" / "tools" / "train.py"
+    work_dir = tmp_path / "work"
+    argv = [str(train_py), str(rendered), "--work-dir", str(work_dir)]
+    result = run("-c", "import runpy, sys, cplugins.compat; cplugins.compat.apply(); "
+                       f"sys.argv = {argv!r}; runpy.run_path(sys.argv[0], run_name='__main__')")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert (work_dir / "epoch_1.pth").is_file()
+    assert "aux_loss_cls" in result.stdout + result.stderr  # Consistent Supervision trained

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_python
+from helpers import REPO, install_wheels, run_python
 
 from cplugins.scaffold import KINDS, new_project, snake_case
 
@@ -42,15 +42,9 @@ def generated(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def generated_site(generated, tmp_path_factory) -> Path:
     """All seven wheels built in one ``pip wheel`` call, installed into one target."""
-    wheels = tmp_path_factory.mktemp("generated_wheels")
     site = tmp_path_factory.mktemp("generated_site")
-    pip = [sys.executable, "-m", "pip", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
-                    *map(str, generated.values())], check=True, capture_output=True)
-    built = sorted(wheels.glob("*.whl"))
+    built = install_wheels(generated.values(), tmp_path_factory.mktemp("generated_wheels"), site)
     assert len(built) == len(KINDS), built
-    subprocess.run([*pip, "install", "--no-deps", "--no-compile", "--target", str(site),
-                    *map(str, built)], check=True, capture_output=True)
     return site
 
 
@@ -61,6 +55,7 @@ def test_project_layout_and_light_hook_module(generated):
         assert {"pyproject.toml", "README.md", f"{package}/__init__.py",
                 f"{package}/plugin.py", f"{package}/{kind}.py",
                 f"configs/faster-rcnn_{package}_shapes.py", "tests/test_contract.py",
+                "tests/conftest.py",
                 "tests/test_train.py", f"tests/test_{kind}.py"} <= files, (kind, files)
         assert not any(f.endswith(".jinja") for f in files)
         other_kinds = {f"{package}/{k}.py" for k in KINDS if k != kind}
@@ -154,9 +149,9 @@ custom_hooks = [dict(type='AcmeHook', interval=1)]
 @pytest.mark.slow
 def test_generated_tests_pass_and_the_kinds_train(generated, generated_site, tmp_path):
     """One pytest process, the wheels installed (not the source folders), cplugins.testing
-    from its pytest11 entry point: every project's contract and unit tests; the neck's own
-    2-iteration training test (the `cplugins new neck` flow); and one 2-iteration training
-    using all seven generated kinds together (instead of seven trainings)."""
+    loaded by the projects' tests/conftest.py: every project's contract and unit tests; the
+    neck's own 2-iteration training test (the `cplugins new neck` flow); and one 2-iteration
+    training using all seven generated kinds together (instead of seven trainings)."""
     packages = [snake_case(name) for name in NAMES.values()]
     (tmp_path / "combined.py").write_text(COMBINED_CONFIG.format(
         base=str(generated["neck"] / "configs" / "faster-rcnn_acme_neck_shapes.py"),
@@ -219,10 +214,12 @@ def test_default_dir_is_the_distribution_name(tmp_path):
     assert (tmp_path / "my-loss" / "my_loss" / "loss.py").is_file()
 
 
-def test_pytest_plugin_is_registered_and_light():
+def test_pytest_plugin_is_not_registered_and_light():
+    """Loaded only on request (tests/conftest.py's pytest_plugins, or -p cplugins.testing):
+    tests/test_guest_isolation.py runs an unrelated project's session."""
     code = ("import sys\nfrom importlib.metadata import entry_points\n"
             "eps = {ep.value for ep in entry_points(group='pytest11')}\n"
-            "assert 'cplugins.testing' in eps, eps\n"
+            "assert 'cplugins.testing' not in eps, eps\n"
             "import cplugins.testing, cplugins.scaffold, cplugins.check.cli\n"
             "heavy = [m for m in ('torch', 'mmengine', 'mmdet', 'copier') if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")

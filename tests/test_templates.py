@@ -256,7 +256,7 @@ def test_renders_with_defaults_standalone_and_pure(qualified):
     assert cfg.template["name"] == qualified
     assert cfg.template["hyperparameters"] == template.defaults()
     imports = cfg.custom_imports["imports"]
-    assert imports[-1] == "cplugins.templates.runtime"
+    assert imports[0] == "cplugins.templates.runtime"  # first: it opts in to the compat fixes
     assert set(template.plugins) <= set(imports)
     assert cfg.default_scope == template.scope
     assert cfg.synthetic_data["task"] == template.task
@@ -643,7 +643,7 @@ def test_cli_lists_and_shows_templates_without_importing_torch():
     for names in BUILTIN.values():
         for name in names:
             assert re.search(rf"^{name}\s", out, re.M), name
-    assert "cplugins_augfpn" in out and "configs/templates/bninception_8xb32_in1k.py" in out
+    assert "cplugins_augfpn" in out and "bninception_8xb32_in1k.py" in out
     assert re.search(r"^image_size\s+choice\s+512\s+one of 320, 512, 800\s", out, re.M)
     assert re.search(r"^use_focal_loss\s+bool\s+true\s+true or false\s", out, re.M)
     assert "exists for several tasks" in result.stderr

@@ -302,7 +302,8 @@ def test_stock_mmengine_runner_runs_a_rendered_file(datasets, tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "TRAINED 2 OHEMLoss MinSamplesDataset 4" in result.stdout, output[-3000:]
-    assert "BUILT BNInception ['cplugins_augfpn', 'cplugins_inception'" in result.stdout
+    assert ("BUILT BNInception ['cplugins.templates.runtime', 'cplugins_augfpn', "
+            "'cplugins_inception'" in result.stdout)
     failed = next(line for line in result.stdout.splitlines() if line.startswith("FAILED"))
     kind, seconds = failed.split()[1:3]
     assert kind == "WeightsUnavailableError" and int(seconds) < 30, failed

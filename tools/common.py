@@ -6,7 +6,7 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
-import cplugins.all  # noqa: F401  (registers every installed plugin; arms the compat fixes)
+import cplugins.all  # noqa: F401  (registers every installed plugin)
 from cplugins.data.synthetic import make_synthetic_data
 from cplugins.lock import add_plugin_imports
 

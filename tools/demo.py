@@ -26,6 +26,10 @@ from dataclasses import dataclass
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
+import cplugins.compat  # noqa: E402
+
+cplugins.compat.apply()  # this repository's tools opt in to the compatibility fixes
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIG = "configs/augfpn/fcos_r18-w32_augfpn_600i_shapes-easy128.py"
 MAP_KEY = "coco/bbox_mAP"
@@ -138,6 +142,17 @@ def saved_config(work_dir: str, config: str | None = None) -> str:
     return max(found, key=osp.getmtime)
 
 
+def contrasting_colour(image) -> tuple[int, int, int]:
+    """White boxes on a dark image, black on a light one (the mean luma of its border pixels,
+    the background of the shapes images): class colours such as crimson vanish on a red
+    background."""
+    import numpy as np
+
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).astype(np.float64)
+    luma = float((border[:, :3] @ np.array([0.299, 0.587, 0.114])).mean())
+    return (0, 0, 0) if luma >= 128 else (255, 255, 255)
+
+
 def draw_predictions(work_dir: str, num_images: int, score_thr: float,
                      scale: int = 1, config: str | None = None) -> list[str]:
     """Ground truth | predictions of the first ``num_images`` validation images (PNG files of
@@ -181,6 +196,7 @@ def draw_predictions(work_dir: str, num_images: int, score_thr: float,
             sample.gt_instances.bboxes *= scale
             sample.pred_instances.bboxes *= scale
         out_file = osp.join(out_dir, f"val_{osp.splitext(osp.basename(info['img_path']))[0]}.png")
+        visualizer.bbox_color = contrasting_colour(image)
         visualizer.add_datasample(osp.basename(out_file), image, sample, draw_gt=True,
                                   draw_pred=True, show=False, out_file=out_file,
                                   pred_score_thr=score_thr)

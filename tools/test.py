@@ -16,6 +16,10 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
+import cplugins.compat  # noqa: E402
+
+cplugins.compat.apply()  # this repository's tools opt in to the compatibility fixes
+
 from common import prepare_config  # noqa: E402
 
 
@@ -44,7 +48,12 @@ def main(argv: list[str] | None = None) -> dict:
     from cplugins.diagnose import explain_unknown_types
     from cplugins.errors import PluginLockError
     from cplugins.lock import check_checkpoint_plugins
-    from cplugins.training.errors import CheckpointFileError, CheckpointMismatchError
+    from cplugins.training.errors import (
+        CheckpointFileError,
+        CheckpointMismatchError,
+        PreflightError,
+    )
+    from cplugins.training.preflight import check_before_build
     from cplugins.training.startup import check_fits_model, read_local_checkpoint
 
     try:  # one line for a missing, empty, truncated or refused file, before anything is built
@@ -55,6 +64,11 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"error: {exc}") from None
     cfg = prepare_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
+    try:  # mmdet 2 names, missing optional packages (a metric's), an unreachable checkpoint
+        for warning in check_before_build(cfg, "test"):
+            print(f"warning: {warning}", file=sys.stderr)
+    except PreflightError as exc:
+        raise SystemExit(f"error: {exc}") from None
     with explain_unknown_types():
         runner = Runner.from_cfg(cfg)
         try:

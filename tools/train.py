@@ -17,6 +17,10 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
+import cplugins.compat  # noqa: E402
+
+cplugins.compat.apply()  # this repository's tools opt in to the compatibility fixes
+
 from common import prepare_config, template_config  # noqa: E402
 
 
@@ -120,8 +124,10 @@ def main(argv: list[str] | None = None) -> dict:
     from cplugins.training.errors import (
         CheckpointFileError,
         CheckpointMismatchError,
+        PreflightError,
         TrainingError,
     )
+    from cplugins.training.preflight import check_before_build
     from cplugins.training.setup import add_training_safeguards
     from cplugins.training.startup import check_fits_model, read_local_checkpoint, resume_target
 
@@ -140,12 +146,16 @@ def main(argv: list[str] | None = None) -> dict:
     try:  # before anything is built: nothing to resume, an unreadable checkpoint, bad data
         resume_from = resume_target(args.resume, cfg.work_dir, args.resume_or_start)
         checkpoint_path = resume_from or cfg.get("load_from")
+        # mmdet 2 names, missing optional packages, checkpoints that cannot be downloaded
+        for warning in check_before_build(cfg, "train", checkpoint_path,
+                                          checkpoints=not args.template):
+            print(f"warning: {warning}", file=sys.stderr)
         checkpoint = read_local_checkpoint(checkpoint_path)
         for warning in check_checkpoint_plugins(checkpoint, checkpoint_path):  # its plugins
             print(f"warning: {warning}", file=sys.stderr)
         if not args.no_data_check:
             check_training_data(cfg, args.data_check_sample or None)
-    except (DataCheckError, CheckpointFileError, PluginLockError) as exc:
+    except (DataCheckError, CheckpointFileError, PluginLockError, PreflightError) as exc:
         raise SystemExit(f"error: {exc}") from None
     if resume_from:
         cfg.resume, cfg.load_from = True, resume_from

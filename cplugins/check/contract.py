@@ -185,8 +185,10 @@ def _versions(dist: metadata.Distribution | None, label: str) -> Callable[[], st
         if not requirements:
             raise _Warn("declares no version range for the OpenMMLab stack (mmdet, mmengine, "
                         "mmcv, mmpretrain, mmsegmentation, torch)",
-                        "add the ranges it was tested with to [project] dependencies, e.g. "
-                        "'mmdet>=3.0,<4'")
+                        "add the ranges it was tested with to the 'openmmlab' extra, e.g. "
+                        "[project.optional-dependencies] openmmlab = ['mmdet>=3.0,<4'] "
+                        "(checked by cplugins, a fork satisfies them, pip installs them only "
+                        "with [openmmlab])")
         return ", ".join(f"{r} (installed {versions.installed_version(r.name)})"
                          for r in requirements)
     return check
@@ -302,6 +304,12 @@ class ModuleChecks:
         self.inputs: Any = None
         self.failed_before = ""
 
+    @property
+    def scope(self) -> str:
+        """The scope the example is built and run in: its own, else the registry's."""
+        own = self.example.scope if self.example is not None else None
+        return own or self.ref.scope
+
     def results(self) -> list[CheckResult]:
         steps = {"import": self._import, "kind": self._kind, "clash": self._clash,
                  "register": self._register, "build": self._build, "run": self._run_it,
@@ -351,6 +359,13 @@ class ModuleChecks:
                         f"{rule}, which the {self.ref} registry holds",
                         f"subclass the right base, or declare the registry that matches what "
                         f"it is ({', '.join(f'{k}: {v}' for k, v in KIND_RULES.items())})")
+        from cplugins.registries import scope_mismatch
+
+        mismatch = scope_mismatch(self.cls, self.ref)
+        if mismatch:
+            raise _Fail(mismatch.message, f"register it into {mismatch.expected}::"
+                        f"{self.ref.name} (the ModuleSpec's registries), or subclass a "
+                        f"{self.ref.scope} base")
         return f"{rule}"
 
     def _clash(self) -> str:
@@ -404,7 +419,7 @@ class ModuleChecks:
         if self.example.setup:
             cfg.update(import_target(self.example.setup)(self.tmp_dir))
         self.cfg = cfg
-        self.obj = build(cfg, str(self.ref), self.example.scope)
+        self.obj = build(cfg, str(self.ref), self.scope)
         if not isinstance(self.obj, self.cls if isinstance(self.cls, type) else object):
             raise _Fail(f"type={self.spec.name!r} built {_owner(type(self.obj))}, not "
                         f"{self.spec.target}", "the name resolves to another module: see the "
@@ -464,7 +479,7 @@ class ModuleChecks:
         module = self.obj.train()
         args = self.inputs.train_args if self.inputs.train_args is not None else \
             self.inputs.args
-        with _scope(self.example.scope):
+        with _scope(self.scope):
             out = getattr(module, self.example.train_method)(*args, **self.inputs.kwargs)
         params = [p for p in module.parameters() if p.requires_grad]
         try:
@@ -528,7 +543,7 @@ class ModuleChecks:
         if not self._is_module():
             raise _Skip("not an nn.Module: no state_dict")
         state = self.obj.state_dict()
-        fresh = build(self.cfg, str(self.ref), self.example.scope)
+        fresh = build(self.cfg, str(self.ref), self.scope)
         missing, unexpected = fresh.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise _Fail(f"a fresh instance does not load the state_dict: missing "
@@ -539,7 +554,7 @@ class ModuleChecks:
         outputs = []
         for module in (self.obj, fresh):
             module.eval()
-            with torch.no_grad(), _scope(self.example.scope):
+            with torch.no_grad(), _scope(self.scope):
                 outputs.append(module(*self.inputs.args, **self.inputs.kwargs))
         from cplugins.bench.workload import flatten_tensors
 
@@ -577,8 +592,12 @@ def examples_of(record: PluginRecord, manager: PluginManager) -> dict[str, Examp
             kind = case.module.get("type") if case.kind == "module" else None
             name = kind if kind in names else targets.get(kind)
             if name and name not in found:
+                scopes = {r.scope for s in record.specs if s.name == name for r in s.registries}
+                # the case's scope (default mmdet) where the module registers into it or the
+                # root registry; else the module's own scope
                 found[name] = dataclasses.replace(
-                    Example(name, dict(case.module, type=name), scope=case.scope,
+                    Example(name, dict(case.module, type=name),
+                            scope=case.scope if scopes & {case.scope, "mmengine"} else None,
                             inputs=case.inputs, train_method=case.train_method),
                     source=f"benchmark case {case.name!r}")
     return found

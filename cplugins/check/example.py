@@ -22,12 +22,14 @@ class Example:
     Args:
         name: the :class:`~cplugins.spec.ModuleSpec` name it builds (``type`` defaults to it).
         cfg: the config, e.g. ``dict(type="MyNeck", in_channels=[8, 16], out_channels=8)``.
-        scope: the registry scope it is built in (``"mmdet"``, ``"mmpretrain"``, ...).
+        scope: the registry scope it is built and run in (``"mmdet"``, ``"mmpretrain"``,
+            ...); default (None): the scope of the registry the module registers into.
         inputs: model modules: ``{"generator": NAME, **params}`` as in a benchmark case
             (``cplugins.bench.case.GENERATORS`` or ``"package.module:func"``); the check runs
             ``train_method`` on them with backward. ``None``: build-only checks.
         train_method: method called with backward (``"forward"``; ``"loss"`` for heads whose
-            generator supplies loss inputs).
+            generator supplies loss inputs: ``cls_features`` for an mmpretrain ``ClsHead``,
+            ``cplugins.check.inputs:seg_features`` for an mmseg ``BaseDecodeHead``).
         setup: ``"package.module:func"`` called as ``func(tmp_dir)`` before building; returns
             config keys to merge into ``cfg`` (e.g. ``data_root`` of a dataset it wrote).
         source: where it came from (``"cplugins_examples"`` or ``"benchmark case NAME"``).
@@ -35,7 +37,7 @@ class Example:
 
     name: str
     cfg: dict
-    scope: str = "mmdet"
+    scope: str | None = None
     inputs: dict | None = None
     train_method: str = "forward"
     setup: str | None = None
@@ -48,7 +50,7 @@ class Example:
         if not isinstance(self.cfg, Mapping):
             raise ValueError(f"Example {self.name!r}: cfg must be a dict, got {self.cfg!r}")
         object.__setattr__(self, "cfg", {"type": self.name, **dict(self.cfg)})
-        if self.scope not in SCOPE_PACKAGES:
+        if self.scope is not None and self.scope not in SCOPE_PACKAGES:
             raise ValueError(f"Example {self.name!r}: scope={self.scope!r}; allowed: "
                              f"{', '.join(sorted(SCOPE_PACKAGES))}")
         if self.inputs is not None and (not isinstance(self.inputs, Mapping)

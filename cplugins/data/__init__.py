@@ -6,19 +6,23 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = [
-    "CLASSES",
-    "SEG_CLASSES",
-    "SEG_PALETTE",
-    "make_shapes_classification",
-    "make_shapes_detection",
-    "make_shapes_segmentation",
-]
+#: public name -> the module of this package that defines it
+_MODULES = {
+    "CLASSES": "shapes",
+    "SEG_CLASSES": "shapes",
+    "SEG_PALETTE": "shapes",
+    "make_shapes_classification": "shapes",
+    "make_shapes_detection": "shapes",
+    "make_shapes_segmentation": "shapes",
+    "CITYSCAPES_CLASSES": "cityscapes",
+    "make_cityscapes": "cityscapes",
+}
+__all__ = list(_MODULES)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from cplugins.data import shapes
+    if name in _MODULES:
+        from importlib import import_module
 
-        return getattr(shapes, name)
+        return getattr(import_module(f"cplugins.data.{_MODULES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,11 +10,17 @@ are printed):
   image (errors); boxes partly outside or under 1 px, images without boxes, categories with
   no instances, categories the config's ``classes`` leave out (warnings: mmdet drops these
   without a word);
+- Cityscapes (mmdet's ``CityscapesDataset``): its COCO json as above and, when the config
+  evaluates with ``CityScapesMetric``, the ``gtFine/*_instanceIds.png`` of every validation
+  image (the metric reads them only after a whole epoch);
 - image folders (classification) and ``img_dir``/``ann_dir`` sets (segmentation): every
   image and mask readable, classes with no images.
+
+Datasets it cannot check (other annotation formats, remote storage) are named in one line.
 """
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -239,32 +245,86 @@ def check_image_folder(folder: str, sample: int | None = None) -> DataReport:
     return report
 
 
-def check_dataset_config(dataset: dict, sample: int | None = None) -> list[DataReport]:
+#: dataset types whose ``ann_file`` is COCO json with ``file_name`` relative to
+#: ``data_prefix.img`` (besides plugin types named ``*Coco*``); ``CityscapesDataset``: the json
+#: mmdet's ``tools/dataset_converters/cityscapes.py`` writes
+COCO_FORMAT_TYPES = frozenset({"CocoDataset", "CityscapesDataset"})
+#: ``*Coco*`` types whose annotation file is not detection json
+NOT_COCO_FORMAT_TYPES = frozenset({"CocoPanopticDataset", "CocoCaptionDataset",
+                                   "CocoSemanticDataset"})
+
+
+def _is_coco_format(kind: str) -> bool:
+    short = kind.rpartition(".")[2]
+    return short in COCO_FORMAT_TYPES or ("Coco" in short and short not in
+                                          NOT_COCO_FORMAT_TYPES)
+
+
+def cityscapes_gt_path(img_path: str) -> str:
+    """The ``gtFine/*_gtFine_instanceIds.png`` that mmdet's ``CityScapesMetric`` reads for an
+    image (the same replacements as ``CityScapesMetric.process``)."""
+    return img_path.replace("leftImg8bit.png", "gtFine_instanceIds.png").replace(
+        "leftImg8bit", "gtFine")
+
+
+def check_cityscapes_gt(report: DataReport, ann_file: str, image_root: str) -> None:
+    """Every image of a Cityscapes json has the instance-id png ``CityScapesMetric`` reads."""
+    try:
+        with open(ann_file) as f:
+            images = json.load(f).get("images") or []
+    except (OSError, ValueError, AttributeError):
+        return  # check_coco reported it
+    missing = [cityscapes_gt_path(osp.join(image_root, str(image.get("file_name"))))
+               for image in images]
+    missing = [path for path in missing if not osp.isfile(path)]
+    for path in missing:
+        base = osp.commonpath([osp.abspath(image_root), osp.abspath(path)])
+        report.add(ERROR, "missing gtFine instanceIds files (CityScapesMetric reads them "
+                          "when it evaluates)", osp.relpath(path, base))
+
+
+def check_dataset_config(dataset: dict, sample: int | None = None,
+                         skipped: list[str] | None = None,
+                         cityscapes_gt: bool = False) -> list[DataReport]:
     """Check the data an mmengine dataset config reads (wrappers are looked through): COCO
-    datasets and folder datasets (no ``ann_file``); other formats and remote storage are
-    not checked (no report)."""
+    format datasets (:data:`COCO_FORMAT_TYPES`) and folder datasets (no ``ann_file``).
+
+    Datasets this does not check (other formats, remote storage, no folder) give no report
+    and are appended to ``skipped`` as ``"Type (why)"``. ``cityscapes_gt``: also check the
+    ``gtFine`` instance-id files of ``CityscapesDataset`` sets (what ``CityScapesMetric``
+    reads).
+    """
+    skipped = [] if skipped is None else skipped
     while "dataset" in dataset and isinstance(dataset["dataset"], dict):
         dataset = dataset["dataset"]
     if "datasets" in dataset:
-        return [r for d in dataset["datasets"] for r in check_dataset_config(d, sample)]
+        return [r for d in dataset["datasets"]
+                for r in check_dataset_config(d, sample, skipped, cityscapes_gt)]
     root = dataset.get("data_root") or ""
     prefix = dataset.get("data_prefix") or {}
     ann_file = dataset.get("ann_file") or ""
     kind = str(dataset.get("type", ""))
     if dataset.get("backend_args") or "://" in root:
-        return []  # remote storage: read through mmengine's backends, not checked here
-    if "Coco" in kind and ann_file.endswith(".json") and "img" in prefix:
+        skipped.append(f"{kind} (remote storage)")
+        return []  # read through mmengine's backends, not checked here
+    if _is_coco_format(kind) and ann_file.endswith(".json") and "img" in prefix:
         classes = (dataset.get("metainfo") or {}).get("classes")
-        return [check_coco(osp.join(root, ann_file), osp.join(root, prefix["img"]),
-                           list(classes) if classes else None, sample)]
+        ann_path, image_root = osp.join(root, ann_file), osp.join(root, prefix["img"])
+        report = check_coco(ann_path, image_root, list(classes) if classes else None, sample)
+        if cityscapes_gt and kind.rpartition(".")[2] == "CityscapesDataset":
+            check_cityscapes_gt(report, ann_path, image_root)
+        return [report]
     if ann_file:
-        return []  # an annotation format this checker does not read
+        skipped.append(f"{kind} (an annotation format this check does not read: {ann_file})")
+        return []
     folders = [prefix] if isinstance(prefix, str) else list(prefix.values())
     reports = []
     for folder in folders:
         path = osp.join(root, folder)
         if osp.isdir(path):
             reports.append(check_image_folder(path, sample))
+    if not reports:
+        skipped.append(f"{kind} (no annotation file and no image folder to check)")
     return reports
 
 
@@ -277,11 +337,24 @@ def check_path(path: str, sample: int | None = None) -> list[DataReport]:
         root = osp.dirname(osp.dirname(osp.abspath(path)))
         suffix = osp.basename(path)[:-len(".json")].split("_", 1)[-1]
         candidates = [f"{suffix}/", f"images/{suffix}/", "images/", ""]
+        if osp.basename(path).startswith("instancesonly_filtered_gtFine_"):  # Cityscapes
+            candidates.insert(0, f"leftImg8bit/{suffix.rpartition('_')[2]}/")
         img = next(c for c in candidates if osp.isdir(osp.join(root, c)))
         return [check_coco(path, osp.join(root, img), None, sample)]
     if not osp.isdir(path):
         raise DataCheckError(f"{path}: no such file or directory; give a dataset folder or a "
                              "COCO annotation json")
+    cityscapes = sorted(glob.glob(osp.join(path, "annotations",
+                                           "instancesonly_filtered_gtFine_*.json")))
+    if cityscapes:  # mmdet's Cityscapes layout: each json, its images and gtFine files
+        reports = []
+        for ann_file in cityscapes:
+            split = osp.basename(ann_file)[len("instancesonly_filtered_gtFine_"):-len(".json")]
+            image_root = osp.join(path, "leftImg8bit", split)
+            reports.append(check_coco(ann_file, image_root, None, sample))
+            if osp.isdir(osp.join(path, "gtFine", split)):
+                check_cityscapes_gt(reports[-1], ann_file, image_root)
+        return reports
     problems = []
     for task in ("detection", "classification", "segmentation"):
         try:
@@ -338,8 +411,8 @@ def add_parsers(sub):
     p_check = data_sub.add_parser(
         "check", help="find missing/truncated images and bad annotations before training",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
-    p_check.add_argument("path", help="dataset folder (COCO, image folders, img_dir/ann_dir) "
-                                      "or a COCO annotation json")
+    p_check.add_argument("path", help="dataset folder (COCO, Cityscapes, image folders, "
+                                      "img_dir/ann_dir) or a COCO annotation json")
     p_check.add_argument("--sample", type=_positive, metavar="N",
                          help="decode only N images per split, chosen reproducibly (big sets); "
                               "annotations are always checked in full")
@@ -352,11 +425,19 @@ def check_training_data(cfg, sample: int | None = None, stream=None) -> list[Dat
     and raise :class:`DataCheckError` when there are errors."""
     import sys
 
-    reports = []
+    reports, skipped = [], []
+    evaluators = cfg.get("val_evaluator") or []
+    evaluators = [evaluators] if isinstance(evaluators, dict) else list(evaluators)
+    cityscapes_metric = any(isinstance(e, dict) and str(e.get("type", "")).rpartition(".")[2]
+                            == "CityScapesMetric" for e in evaluators)
     for loader in ("train_dataloader", "val_dataloader"):
         dataset = (cfg.get(loader) or {}).get("dataset")
         if isinstance(dataset, dict):
-            reports += check_dataset_config(dataset, sample)
+            skipped_here: list[str] = []
+            reports += check_dataset_config(dataset, sample, skipped_here,
+                                             cityscapes_gt=loader == "val_dataloader"
+                                             and cityscapes_metric)
+            skipped += [f"{loader}: {what}" for what in skipped_here]
     failed = [r for r in reports if r.errors]
     if failed:
         raise DataCheckError("the data check found errors (--no-data-check skips it):\n"
@@ -365,4 +446,6 @@ def check_training_data(cfg, sample: int | None = None, stream=None) -> list[Dat
         stream = stream or sys.stderr
         for report in reports:
             stream.write(f"data check: {report.format()}\n")
+        if skipped:
+            stream.write(f"data check: not checked: {'; '.join(skipped)}\n")
     return reports

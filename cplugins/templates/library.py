@@ -279,6 +279,19 @@ def _coco_detector_hyperparameters(size: int, batch: int, epochs: int, lrate: fl
             base_model(), pretrain_base_data(), *extra)
 
 
+def _plugin_config(package: str, name: str) -> str:
+    """Absolute path of config ``name`` that plugin ``package`` ships in its ``configs`` folder
+    (package data of its distribution), found without importing it; when the plugin is not
+    installed, ``package/configs/name`` (rendering then says the base config is missing)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        return f"{package}/configs/{name}"
+    return osp.join(locations[0], "configs", name)
+
+
 def _two_stage(name: str, base: str, description: str, plugins: tuple[str, ...] = (),
                notes: str = "") -> Template:
     return Template(
@@ -334,7 +347,8 @@ def detection_templates() -> list[Template]:
         "MMDetection_FasterRCNN", "mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py",
         "Faster R-CNN, ResNet-50 + FPN")
     augfpn = _two_stage(
-        "MMDetection_AugFPN", "configs/augfpn/faster-rcnn_r50_augfpn_1x_coco.py",
+        "MMDetection_AugFPN",
+        _plugin_config("cplugins_augfpn", "faster-rcnn_r50_augfpn_1x_coco.py"),
         "Faster R-CNN, ResNet-50 + the full AugFPN (cplugins-augfpn)", ("cplugins_augfpn",),
         notes="pretrained_weights='coco' loads mmdet's Faster R-CNN R50-FPN COCO checkpoint: "
               "backbone, FPN layers and heads start trained, the AugFPN additions do not.")
@@ -342,7 +356,7 @@ def detection_templates() -> list[Template]:
                   min_samples_per_epoch(), per_item_lrate(0.01 / 16))
     inception_v2 = Template(
         name="Clarifai_InceptionV2", task="detection",
-        base="configs/templates/retinanet_bninception_fpn_1x_coco.py",
+        base="retinanet_bninception_fpn_1x_coco.py",
         render=_DET + "render_retinanet", plugins=("cplugins_inception",),
         description="RetinaNet on a BN-Inception backbone, multi-scale training",
         hyperparameters=(image_size([512]), *retina_hps, *random_resize([384], [640]),
@@ -352,7 +366,7 @@ def detection_templates() -> list[Template]:
               "local file.")
     inception_v4 = Template(
         name="Clarifai_InceptionV4", task="detection",
-        base="configs/templates/retinanet_inceptionv4_fpn_1x_coco.py",
+        base="retinanet_inceptionv4_fpn_1x_coco.py",
         render=_DET + "render_retinanet", plugins=("cplugins_inception",),
         description="RetinaNet on an InceptionV4 backbone",
         hyperparameters=(
@@ -365,7 +379,7 @@ def detection_templates() -> list[Template]:
               "local file.")
     msc10 = Template(
         name="Detection_MSC10", task="detection",
-        base="configs/templates/retinanet_r50_fpn_msc10_3x_coco.py",
+        base="retinanet_r50_fpn_msc10_3x_coco.py",
         render=_DET + "render_msc10",
         description="RetinaNet R50-FPN, multi-scale training at 10 discrete scales",
         hyperparameters=_coco_detector_hyperparameters(
@@ -424,12 +438,12 @@ def classification_templates() -> list[Template]:
         checks=(check_weights("pretrained_weights", ("none", "ImageNet-1k")),
                 check_order("per_item_min_lrate", "per_item_lrate")))
     inception_bn = _clarifai_classifier(
-        "Clarifai_InceptionBatchNorm", "configs/templates/bninception_8xb32_in1k.py",
+        "Clarifai_InceptionBatchNorm", "bninception_8xb32_in1k.py",
         "render_inception_bn", "BN-Inception, Caffe layout (conv biases), step decay",
         ("cplugins_inception",),
         notes="BN-Inception as first published (Caffe: every conv has a bias before its BN).")
     inception_v2 = _clarifai_classifier(
-        "Clarifai_InceptionV2", "configs/templates/bninception_8xb32_in1k.py",
+        "Clarifai_InceptionV2", "bninception_8xb32_in1k.py",
         "render_inception_v2", "BN-Inception ('InceptionV2'), no conv bias before BN",
         ("cplugins_inception",),
         notes="The same network as Clarifai_InceptionBatchNorm without the 10,016 redundant "
@@ -439,7 +453,7 @@ def classification_templates() -> list[Template]:
         "render_resnext", "ResNeXt-50 (32x4d), step decay")
     embednorm = Template(
         name="Clarifai_InceptionTransferEmbedNorm", task="classification",
-        base="configs/templates/inceptionv4-embednorm_8xb32_in1k.py",
+        base="inceptionv4-embednorm_8xb32_in1k.py",
         render=_CLS + "render_embednorm",
         plugins=("cplugins_inception", "cplugins_embednorm"),
         description="InceptionV4 + normalized-embedding cosine head for transfer learning",

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 RUNTIME_IMPORT = "cplugins.templates.runtime"
 #: records each training run's experiment id (cplugins.templates.experiment_hook)
 EXPERIMENT_HOOK = "ExperimentRecordHook"
-#: the cplugins repository (``configs/...`` bases are relative to it)
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+#: the built-in templates' base configs (package data of cplugins); relative bases are here
+TEMPLATE_CONFIGS = osp.join(osp.dirname(osp.abspath(__file__)), "configs")
 #: top-level keys a rendered (non-barebones) config keeps; the base's helper variables
 #: (``img_scale``, ``max_epochs``, ``train_pipeline``, ...) would be stale after rendering
 RUNNER_KEYS = frozenset({
@@ -61,7 +61,8 @@ class RenderContext:
 
 
 def base_path(base: str) -> str:
-    """The file of ``base``: ``scope::path`` in an installed repo, a repo path, or a path."""
+    """The file of ``base``: ``scope::path`` in an installed OpenMMLab package, an absolute
+    path, or a file name in :data:`TEMPLATE_CONFIGS` (shipped in the cplugins wheel)."""
     if "::" in base:
         from mmengine.config.utils import _get_package_and_cfg_path
         from mmengine.utils import get_installed_path
@@ -71,7 +72,7 @@ def base_path(base: str) -> str:
     elif osp.isabs(base):
         path = base
     else:
-        path = osp.join(REPO_ROOT, base)
+        path = osp.join(TEMPLATE_CONFIGS, base)
     if not osp.isfile(path):
         raise TemplateError(f"base config {base!r} not found (looked at {path})")
     return path
@@ -152,11 +153,11 @@ def render(name: str | Template, values: Mapping[str, Any] | Sequence[str] | Non
 
 def _finalize(ctx: RenderContext, prune: bool) -> None:
     cfg, template = ctx.cfg, ctx.template
-    imports = list((cfg.get("custom_imports") or {}).get("imports", []))
     data_imports = ctx.data.imports if ctx.data is not None else ()
-    for package in (*template.plugins, *data_imports, RUNTIME_IMPORT):
-        if package not in imports:
-            imports.append(package)
+    # the runtime first: it opts in to the compatibility fixes before a plugin imports mmdet
+    imports = list(dict.fromkeys((RUNTIME_IMPORT,
+                                  *(cfg.get("custom_imports") or {}).get("imports", []),
+                                  *template.plugins, *data_imports)))
     cfg.custom_imports = dict(imports=imports, allow_failed_imports=False)
     cfg.default_scope = template.scope
     eid = ctx.hp.get("continue_from_eid", "")

@@ -1,5 +1,8 @@
 """Imported by every rendered config (``custom_imports``), so stock mmengine tools run it.
 
+* opts in to cplugins' compatibility fixes (:func:`cplugins.compat.apply`): a config saved by
+  ``tools/train.py`` lists this module in ``custom_imports``, so a stock Runner rebuilding it
+  gets the fixes its training had (a config without it gets none);
 * registers cplugins' built-in modules (``MinSamplesDataset``, ``OHEMLoss``, ``ProgressHook``)
   the way ``custom_imports`` of a plugin package does;
 * puts the fail-fast reachability check of :mod:`cplugins.templates.weights` in front of
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 
-from cplugins import activate
+from cplugins import activate, compat
 from cplugins.templates.weights import ensure_available
 
 _TEMPLATE_NAME = re.compile(r"^template = dict\(.*?\bname='([^']+)'", re.S | re.M)
@@ -91,6 +94,7 @@ def _install_checked_http_loader() -> None:
                                      force=True)
 
 
+compat.apply()
 activate("cplugins")
 _install_checked_http_loader()
 _install_log_filter()

@@ -26,3 +26,7 @@ class CheckpointFileError(CPluginsError):
 
 class CheckpointMismatchError(CPluginsError):
     """A checkpoint's keys or shapes do not match the model."""
+
+
+class PreflightError(CPluginsError):
+    """A config cannot run as it is: found before anything is built (one line per problem)."""

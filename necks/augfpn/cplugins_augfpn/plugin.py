@@ -13,6 +13,9 @@ def cplugins_modules() -> list[ModuleSpec]:
                    "cplugins_augfpn.soft_roi_extractor:AllLevelRoIExtractor", "mmdet::model"),
         ModuleSpec("CSRoIHead", "cplugins_augfpn.consistent_supervision:CSRoIHead",
                    "mmdet::model"),
+        # Consistent Supervision (+ Soft RoI Selection) on Cascade (Mask) R-CNN
+        ModuleSpec("CSCascadeRoIHead", "cplugins_augfpn.cascade:CSCascadeRoIHead",
+                   "mmdet::model"),
         ModuleSpec("CSTwoStageDetector",
                    "cplugins_augfpn.consistent_supervision:CSTwoStageDetector", "mmdet::model"),
         ModuleSpec("CSSingleStageDetector",
@@ -21,13 +24,22 @@ def cplugins_modules() -> list[ModuleSpec]:
     ]
 
 
+@hookimpl
+def cplugins_configs() -> list[str]:
+    """The model zoo: every config of cplugins_augfpn/configs (see its README.md)."""
+    from cplugins_augfpn.configs import config_paths  # pathlib only
+
+    return config_paths()
+
+
 #: Faster R-CNN R50 shapes: batch 2 of 800x1216 images, ResNet-50 levels C2..C5
 _R50 = dict(in_channels=[256, 512, 1024, 2048], out_channels=256, num_outs=5)
 _R50_INPUTS = dict(generator="feature_pyramid", channels=[256, 512, 1024, 2048],
                    strides=[4, 8, 16, 32], image_size=(800, 1216), batch=2)
 #: CPU RoIAlign with adaptive sampling (mmdet's 0) dominates a CPU step; same for both models
 _DETECTOR_COMMON = {"model.roi_head.bbox_roi_extractor.roi_layer.sampling_ratio": 2}
-#: all three AugFPN components on mmdet's Faster R-CNN R50 config (configs/augfpn's R50 one)
+#: all three AugFPN components on mmdet's Faster R-CNN R50 config (the zoo's
+#: configs/faster-rcnn_r50_augfpn_1x_coco.py)
 _FULL_AUGFPN = {"model.type": "CSTwoStageDetector", "model.neck.type": "AugFPN",
                 "model.roi_head.type": "CSRoIHead", "model.roi_head.aux_loss_weight": 0.25,
                 "model.roi_head.bbox_roi_extractor.type": "SoftRoIExtractor"}
