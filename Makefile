@@ -13,7 +13,7 @@ NPROC  := $(shell nproc 2>/dev/null || echo 2)
 # pytest-xdist workers for `make test` (whole files per worker; at most 4: each holds a stack)
 TEST_WORKERS ?= $(shell n=$(NPROC); [ $$n -gt 4 ] && n=4; echo $$n)
 
-.PHONY: install demo test lint wheels clean
+.PHONY: install demo test lint wheels clean docs
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ lint: $(STAMP)
 wheels: $(STAMP)
 	$(PIP) wheel -q --no-deps --no-build-isolation -w dist . $(PLUGINS)
 	@ls dist
+
+# the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link fails it
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict -d site
 
 clean:
 	rm -rf $(VENV) dist build work_dirs *.egg-info */*/*.egg-info

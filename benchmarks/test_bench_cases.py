@@ -19,9 +19,9 @@ import cplugins  # noqa: F401  (before torchvision / mmdet: arms the compat fixe
 from cplugins.bench.collect import collect_cases
 from cplugins.bench.loading import run_loading_case
 from cplugins.bench.measure import Timer, mmcv_ops_available
-from cplugins.bench.progress import Progress
 from cplugins.bench.runner import Settings, prepare_case
 from cplugins.bench.workload import flatten_tensors
+from cplugins.progress import Progress
 
 CASES_FILE = REPO / "benchmarks" / "cases.py"
 CASES, _OWNERS, ERRORS = collect_cases([str(CASES_FILE)])

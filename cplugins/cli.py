@@ -1,5 +1,7 @@
 """The ``cplugins`` command line: ``cplugins list [--activate] [--json]``, ``cplugins lock CKPT``,
-``cplugins doctor``, ``cplugins configs [DIST]``, ``cplugins bench``, ``cplugins templates``.
+``cplugins doctor``, ``cplugins configs [DIST]``, ``cplugins new``, ``cplugins check``; the
+optional parts and plugins add theirs (``cplugins_commands`` hook: ``bench``, ``templates``,
+``render``, ``runs``, ``tune``, ``data``).
 
 The command is one of cplugins' own entry points: it opts in to the compatibility fixes
 (:func:`cplugins.compat.apply`) before anything imports the OpenMMLab stack."""
@@ -69,7 +71,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             manager.activate_all() if args.activate else manager.discover()
         except CPluginsError as exc:  # reported in the listing, not as a traceback
             error = str(exc)
-    for warning in caught:
+    for warning in [*getattr(args, "discovery_warnings", []), *caught]:
         print(f"warning: {warning.message}", file=sys.stderr)
     records = list(manager.records.values())
     found = {(str(r.registry), r.spec.name): r.reason for record in records
@@ -197,12 +199,6 @@ def cmd_configs(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    from cplugins.bench.cli import run_command  # torch is imported only when cases run
-
-    return run_command(args)
-
-
 def cmd_new(args: argparse.Namespace) -> int:
     from cplugins.scaffold import ScaffoldError, new_project  # copier only when generating
 
@@ -219,6 +215,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     from cplugins.check.cli import run_command  # torch only when modules are checked
 
     return run_command(args)
+
+
+def add_plugin_commands(sub: argparse._SubParsersAction) -> None:
+    """The commands of the optional parts (templates, tune, bench, data) and of plugins
+    (``cplugins_commands``); one that fails is a warning, not a broken ``cplugins``."""
+    manager = get_manager()
+    manager.discover()
+    for impl in manager.pm.hook.cplugins_commands.get_hookimpls():
+        try:
+            impl.function(subparsers=sub)
+        except Exception as exc:
+            warnings.warn(f"cplugins: plugin {impl.plugin_name!r} could not add its commands: "
+                          f"{type(exc).__name__}: {exc}", CPluginsWarning, stacklevel=2)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -281,25 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     add_check_arguments(p_check)
     p_check.set_defaults(func=cmd_check)
-    from cplugins.bench.cli import EPILOG, add_arguments  # light: no torch
-
-    p_bench = sub.add_parser(
-        "bench", help="time plugin modules against their baselines (CPU or GPU)",
-        description="Benchmark forward / forward+backward (or a detector's train step and "
-                    "inference) against a baseline, with FLOPs, memory and a JSON record.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(p_bench)
-    p_bench.set_defaults(func=cmd_bench)
-    from cplugins.templates.cli import add_parsers as add_template_parsers  # light: no torch
-
-    add_template_parsers(sub)
-    from cplugins.data.check import add_parsers as add_data_parsers  # light: no torch
-    from cplugins.data.convert import add_parser as add_convert_parser  # light
-
-    add_convert_parser(add_data_parsers(sub))
-    from cplugins.tune.cli import add_parser as add_tune_parser  # light: optuna only when run
-
-    add_tune_parser(sub)
+    add_plugin_commands(sub)
     return parser
 
 
@@ -307,8 +298,25 @@ def main(argv: list[str] | None = None) -> int:
     from cplugins import compat
 
     compat.apply()  # the command is cplugins' own entry point: it opts in (nothing imported yet)
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    with warnings.catch_warnings(record=True) as caught:  # discovery's, shown once below
+        warnings.simplefilter("always", CPluginsWarning)
+        parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.func is cmd_list:
+        args.discovery_warnings = caught
+    else:
+        for warning in caught:
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
+    try:
+        return args.func(args)
+    except ModuleNotFoundError as exc:
+        extra = getattr(args, "extra", None)
+        if extra is None or (exc.name or "").split(".")[0].startswith("cplugins"):
+            raise
+        print(f"error: `cplugins {args.command}` needs {exc.name!r}, which is not installed: "
+              f"pip install 'cplugins[{extra}]'", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Nothing happens at ``import cplugins`` or when a plugin is imported. :func:`apply` (one call,
 before the OpenMMLab stack is imported) arms every fix; each then runs when the module it
-fixes is imported, and only when the breakage is present. The project's own entry points
+fixes is imported (torchvision's when torch is, which torchvision imports before it registers
+its ops), and only when the breakage is present. The project's own entry points
 opt in: ``tools/*.py``, the ``cplugins`` command, the repository's ``conftest.py``, and the
 ``cplugins.templates.runtime`` module that configs saved by ``tools/train.py`` import
 (``custom_imports``: the config opts in). :func:`report` (``cplugins doctor``) says which fixes
@@ -78,9 +79,11 @@ def nms_reference(boxes, scores, iou_threshold: float):
     return order[torch.tensor(keep, dtype=torch.long, device=order.device)]
 
 
-def _define_torchvision_ops(_module: ModuleType) -> None:
-    """Define the ops torchvision registers fakes for at import, with CPU kernels."""
-    if _torchvision_ops_loadable():
+def _define_torchvision_ops(_torch: ModuleType) -> None:
+    """Define the ops torchvision registers fakes for at import, with CPU kernels. Runs once
+    torch is imported: torchvision imports torch before its ``_meta_registrations`` registers
+    those fakes, so this comes first whenever torchvision had not got there yet."""
+    if "torchvision._meta_registrations" in sys.modules or _torchvision_ops_loadable():
         return
     import torch
 
@@ -298,7 +301,7 @@ def apply() -> list[str]:
         ARMED = True
         if "torchvision" in sys.modules and "torchvision-ops" not in APPLIED:
             TOO_LATE.append("torchvision-ops")
-        import_hooks.before_import("torchvision", _define_torchvision_ops)
+        import_hooks.when_imported("torch", _define_torchvision_ops)
         import_hooks.when_imported("mmpretrain.evaluation.metrics.retrieval",
                                    _restore_numpy_in1d)
         # mmdet's CityScapesMetric: cityscapesscripts' instance evaluation calls np.in1d too

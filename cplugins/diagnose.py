@@ -216,6 +216,59 @@ def explain_unknown_types() -> Iterator[None]:
         raise error from exc
 
 
+# ----------------------------------------------------------------------------- mmdet 2 arguments
+#: (transform or '*', mmdet 2 argument) -> what to give mmdet 3 instead
+MMDET2_ARGUMENTS: dict[tuple[str, str], str] = {
+    ("Resize", "img_scale"): "use scale",
+    ("Resize", "multiscale_mode"): "use RandomResize(scale=[...]) for 'range', "
+                                   "RandomChoiceResize(scales=[...]) for 'value'",
+    ("Resize", "ratio_range"): "use RandomResize(scale=..., ratio_range=...)",
+    ("Resize", "bbox_clip_border"): "use clip_object_border",
+    ("RandomFlip", "flip_ratio"): "use prob",
+    ("MultiScaleFlipAug", "img_scale"): "use scales (mmcv 2's MultiScaleFlipAug), or "
+                                        "TestTimeAug with tta_model as mmdet 3 does",
+    ("MultiScaleFlipAug", "flip"): "use allow_flip",
+    ("*", "img_fill_val"): "use img_border_value",
+    ("*", "fill_val"): "use img_border_value",
+    ("*", "random_negative_prob"): "use reversal_prob",
+    ("*", "max_rotate_angle"): "use max_mag (degrees)",
+    ("*", "max_translate_offset"): "use max_mag, a fraction of the image width (TranslateX) "
+                                   "or height (TranslateY), not pixels: 250 px of a 2048 px "
+                                   "wide image is max_mag=0.122",
+    ("*", "max_shear_magnitude"): "use max_mag, an angle in degrees, not a shear factor: "
+                                  "factor 0.3 is max_mag=16.7 (atan)",
+    ("ShearX", "direction"): "use ShearX (horizontal) or ShearY (vertical)",
+    ("TranslateX", "direction"): "use TranslateX (horizontal) or TranslateY (vertical)",
+    ("Rotate", "scale"): "drop it: mmdet 3's Rotate does not scale (RandomAffine does)",
+    ("Rotate", "center"): "drop it: mmdet 3 rotates about the image centre",
+    ("TranslateX", "min_size"): "drop it and add FilterAnnotations(min_gt_bbox_wh=(s, s)) "
+                                "after the transform",
+    ("*", "file_client_args"): "use backend_args",
+    ("*", "to_rgb"): "use model.data_preprocessor.bgr_to_rgb",
+}
+
+
+_UNEXPECTED = re.compile(r"(?:class `(?P<wrapped>\w+)` in [\w/.]+\.py: |(?P<cls>\w+)\.)"
+                         r"__init__\(\) got an unexpected keyword argument '(?P<arg>\w+)'")
+_EXPLAINED = "(an mmdet 2 argument)"
+
+
+def explain_type_error(exc: TypeError) -> str | None:
+    """mmengine's ``class `Resize` in ...: __init__() got an unexpected keyword argument
+    'img_scale'`` with what mmdet 3 takes instead appended (one line); None when there is
+    nothing to add (another argument, or explained already). ``cplugins.diagnose`` applies
+    it in ``Registry.build``, for runners other than ``tools/train.py``."""
+    message = str(exc)
+    match = _UNEXPECTED.search(message)
+    if match is None or _EXPLAINED in message:
+        return None
+    short, argument = match["cls"] or match["wrapped"], match["arg"]
+    hint = MMDET2_ARGUMENTS.get((short, argument)) or MMDET2_ARGUMENTS.get(("*", argument))
+    if hint is None:
+        return None
+    return f"{message}; {short} takes no {argument!r} in mmdet 3 {_EXPLAINED}: {hint}"
+
+
 def _explain_registry_build(module) -> None:
     registry_class = module.Registry
     if getattr(registry_class.build, "cplugins_explained", False):
@@ -232,8 +285,6 @@ def _explain_registry_build(module) -> None:
                 raise
             raise error from exc
         except TypeError as exc:  # an mmdet 2 argument: name what mmdet 3 takes
-            from cplugins.training.preflight import explain_type_error
-
             message = explain_type_error(exc)
             if message is None:
                 raise

@@ -27,3 +27,8 @@ class PluginIncompatibleError(CPluginsError):
 
 class PluginLockError(CPluginsError):
     """A checkpoint needs plugin distributions that are not installed."""
+
+
+class TemplateError(CPluginsError):
+    """A template is unknown, ambiguous, badly declared, or cannot be rendered (its weights
+    included); raised by cplugins' templates and training parts."""

@@ -6,6 +6,11 @@ point in the ``cplugins`` group::
     [project.entry-points.cplugins]
     augfpn = "cplugins_augfpn.plugin"
 
+cplugins' own optional parts (training, templates, tune, bench, data) are registered the same
+way, by entry points of the ``cplugins`` distribution: they add their commands with
+:func:`cplugins_commands` and their own hook specifications with :func:`cplugins_add_hookspecs`
+(e.g. ``cplugins_templates``, :mod:`cplugins.templates.hookspecs`).
+
 The module named by the entry point must stay light (no torch, no mmdet): it is
 imported to *list* plugins. Heavy code lives in the modules that the returned
 :class:`~cplugins.spec.ModuleSpec` targets point at, imported only on activation.
@@ -17,10 +22,12 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from cplugins.bench.case import BenchmarkCase
+    from argparse import _SubParsersAction
+
+    from cplugins.cases import BenchmarkCase
     from cplugins.check.example import Example
+    from cplugins.manager import PluginManager
     from cplugins.spec import ModuleSpec
-    from cplugins.templates.model import Template
 
 PROJECT_NAME = "cplugins"
 
@@ -44,21 +51,10 @@ def cplugins_modules() -> list[ModuleSpec]:
 def cplugins_benchmark_cases() -> list[BenchmarkCase]:
     """Declare benchmark cases for ``cplugins bench`` (optional).
 
-    Return a list of :class:`~cplugins.bench.case.BenchmarkCase`: plain data naming the
+    Return a list of :class:`~cplugins.cases.BenchmarkCase`: plain data naming the
     module config to time, its baseline, the registry scope and an input generator spec
     (e.g. the four ResNet-50 feature maps of an 800x1216 image for a neck). Must stay light
     like :func:`cplugins_modules`: no torch import; the tensors are built when a case runs.
-    """
-
-
-@hookspec
-def cplugins_templates() -> list[Template]:
-    """Declare training templates for ``cplugins templates`` / ``cplugins render`` (optional).
-
-    Return a list of :class:`~cplugins.templates.model.Template`: a name, a task, a base
-    config, typed hyperparameters and a ``"package.module:function"`` render target that
-    turns validated hyperparameters into an mmengine config. Must stay light like
-    :func:`cplugins_modules`: the render target is imported only when rendering.
     """
 
 
@@ -81,4 +77,31 @@ def cplugins_configs() -> list[str]:
     Return the absolute paths of the ``.py`` config files (mmengine configs, e.g. inheriting
     ``mmdet::`` configs) inside the installed distribution, so that they travel with the
     wheel. Must stay light like :func:`cplugins_modules`: paths only, nothing parsed.
+    """
+
+
+@hookspec(historic=True)
+def cplugins_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
+    """Add hook specifications (optional; pytest's ``pytest_addhooks``).
+
+    Called once when the plugin is registered: ``pluginmanager.add_hookspecs(module)`` makes the
+    hooks of ``module`` available to every plugin (cplugins' templates part adds
+    ``cplugins_templates`` this way).
+    """
+
+
+@hookspec(historic=True)
+def cplugins_startup(manager: PluginManager) -> None:
+    """Called once with the process-wide manager when it is created (built-in plugins) or when
+    the plugin is registered (optional): install import hooks here, nothing heavy."""
+
+
+@hookspec
+def cplugins_commands(subparsers: _SubParsersAction) -> None:
+    """Add sub-commands to the ``cplugins`` command line (optional).
+
+    ``subparsers`` is the :mod:`argparse` sub-parsers action of ``cplugins``: call
+    ``subparsers.add_parser(name, ...)`` and ``set_defaults(func=handler)`` where
+    ``handler(args) -> int`` is the exit status. Must stay light: import what the command
+    needs inside ``handler``, and say which extra installs it when that import fails.
     """

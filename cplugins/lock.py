@@ -29,8 +29,6 @@ _REMEMBERED: list[tuple[str, list[dict]]] = []
 
 META_KEY = "cplugins_lock"
 LOCK_FILE = "cplugins-lock.json"
-#: imported by saved configs: cplugins' own modules (ProgressHook, the lock hook) and its fixes
-RUNTIME_IMPORT = "cplugins.templates.runtime"
 
 
 def config_types(cfg: Any) -> set[str]:
@@ -72,23 +70,6 @@ def plugin_lock(cfg: Any) -> list[dict]:
                      "package": record.package, "plugin": record.name, "modules": modules,
                      "record_sha256": record_sha256(record.distribution)})
     return lock
-
-
-def add_plugin_imports(cfg) -> None:
-    """Give ``cfg`` what a stock Runner needs to rebuild it, and what a reader needs to know:
-    ``custom_imports`` of cplugins' runtime (its own modules, its compatibility fixes) and of
-    the package of every plugin whose modules it uses, and the lock itself as
-    ``cplugins_lock`` (``cplugins lock CONFIG`` prints it as requirement lines)."""
-    lock = plugin_lock(cfg)
-    packages = [RUNTIME_IMPORT, *(e["package"] for e in lock if e["distribution"] != "cplugins")]
-    custom = dict(cfg.get("custom_imports") or {})
-    imports = custom.get("imports") or []
-    imports = [imports] if isinstance(imports, str) else list(imports)
-    imports += [package for package in packages if package not in imports]
-    custom["imports"] = imports
-    custom.setdefault("allow_failed_imports", False)
-    cfg.custom_imports = custom
-    cfg[META_KEY] = lock
 
 
 def remember(source: str, lock: Iterable[dict]) -> None:

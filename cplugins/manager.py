@@ -25,7 +25,7 @@ from typing import Any
 
 import pluggy
 
-from cplugins import hookspecs
+from cplugins import __version__, hookspecs, versions
 from cplugins.errors import (
     CPluginsError,
     PluginConflictError,
@@ -37,8 +37,12 @@ from cplugins.spec import ModuleSpec, RegistryRef
 
 ENTRY_POINT_GROUP = "cplugins"
 ENV_LOAD_PLUGINS = "CPLUGINS_LOAD_PLUGINS"
-#: hook modules shipped with cplugins, registered exactly like installed plugins
+#: the core's own hook module, registered like an installed plugin when the manager starts;
+#: cplugins' optional parts are entry points of the ``cplugins`` distribution (pyproject.toml)
 BUILTIN_PLUGINS: tuple[str, ...] = ("cplugins.builtin",)
+#: the distribution whose entry points are built-in: always loaded, whatever
+#: ``CPLUGINS_LOAD_PLUGINS`` says (they carry the CLI's commands and cplugins' own modules)
+OWN_DISTRIBUTION = "cplugins"
 
 
 class CPluginsWarning(UserWarning):
@@ -117,7 +121,10 @@ class PluginManager:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
+        # plugins that bring hook specifications add them when they are registered
+        self.pm.hook.cplugins_add_hookspecs.call_historic(kwargs=dict(pluginmanager=self.pm))
         self.records: dict[str, PluginRecord] = {}
+        self._started = False
         self.unknown_requested: set[str] = set()
         self._discovered = False
         self._discovering = False
@@ -128,30 +135,44 @@ class PluginManager:
         self._owners: dict[tuple[str, str], tuple[str, str]] = {}
 
     # -- discovery -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Register the built-in hook modules and run their ``cplugins_startup`` (once)."""
+        if self._started:
+            return
+        self._started = True
+        for module_name in BUILTIN_PLUGINS:
+            record = PluginRecord(module_name.rsplit(".", 1)[-1], module_name, OWN_DISTRIBUTION,
+                                  _version(OWN_DISTRIBUTION),
+                                  builtin=True)
+            self._load(record, lambda m=module_name: importlib.import_module(m))
+        self.pm.hook.cplugins_startup.call_historic(kwargs=dict(manager=self))
+
     def discover(self) -> list[PluginRecord]:
-        """Load built-in plugins and the installed entry points (once)."""
+        """Load the built-in plugins and the installed entry points (once)."""
         if self._discovered:
             return list(self.records.values())
+        self.start()
         self._discovered = True
         self._discovering = True
         try:
-            for module_name in BUILTIN_PLUGINS:
-                record = PluginRecord(module_name.rsplit(".", 1)[-1], module_name, "cplugins",
-                                      _version("cplugins"), builtin=True)
-                self._load(record, lambda m=module_name: importlib.import_module(m))
             requested = _requested_plugins()
             seen: set[str] = set()
             for ep in _entry_points():
                 dist = ep.dist.name if ep.dist is not None else "?"
-                if requested is not None and not {ep.name, dist} & requested:
+                own = dist == OWN_DISTRIBUTION
+                if requested is not None and not own and not {ep.name, dist} & requested:
                     continue
-                seen.update({ep.name, dist})
-                self._load(_record_of(ep), lambda value=ep.value: load_hook_module(value),
-                           ep.dist)
+                if not own:
+                    seen.update({ep.name, dist})
+                record = _record_of(ep)
+                record.builtin = own
+                self._load(record, lambda value=ep.value: load_hook_module(value),
+                           None if own else ep.dist)
             if requested is not None:
                 self.unknown_requested = requested - seen
                 if self.unknown_requested:
-                    available = sorted(ep.name for ep in _entry_points())
+                    available = sorted(ep.name for ep in _entry_points()
+                                       if ep.dist is None or ep.dist.name != OWN_DISTRIBUTION)
                     warnings.warn(
                         f"{ENV_LOAD_PLUGINS} names plugins that are not installed: "
                         f"{', '.join(sorted(self.unknown_requested))}; installed: "
@@ -185,8 +206,6 @@ class PluginManager:
         record.specs = specs
         record.registrations = [Registration(s, r) for s in specs for r in s.registries]
         if dist is not None:
-            from cplugins import versions
-
             record.version_problems = versions.version_problems(dist)
             if record.version_problems:
                 record.status = "incompatible"
@@ -481,9 +500,7 @@ def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
-        from cplugins import __version__
-
-        return __version__
+        return __version__ if dist == OWN_DISTRIBUTION else "?"
 
 
 def import_target(target: str) -> Any:
@@ -512,14 +529,12 @@ _MANAGER: PluginManager | None = None
 
 
 def get_manager() -> PluginManager:
-    """The process-wide manager. Creating it arms the explained unknown-type errors
-    (:func:`cplugins.diagnose.arm`) and the pending activations before registry lookups
-    (:func:`cplugins.registries.arm`), so stock mmengine tools get both."""
+    """The process-wide manager, started: its built-in plugins arm the explained unknown-type
+    errors (:func:`cplugins.diagnose.arm`) and the pending activations before registry lookups
+    (:func:`cplugins.registries.arm`) in ``cplugins_startup``, so stock mmengine tools get
+    both."""
     global _MANAGER
     if _MANAGER is None:
         _MANAGER = PluginManager()
-        from cplugins import diagnose, registries
-
-        diagnose.arm()
-        registries.arm()
+        _MANAGER.start()
     return _MANAGER

@@ -14,6 +14,8 @@ from cplugins.spec import REGISTRY_ATTRIBUTES, SCOPE_PACKAGES, RegistryRef
 if TYPE_CHECKING:
     from mmengine.registry import Registry
 
+    from cplugins.manager import PluginManager
+
 
 def scope_installed(ref: RegistryRef) -> bool:
     """Whether the package owning ``ref`` is importable (checked without importing it)."""
@@ -77,7 +79,7 @@ def scope_mismatch(cls: Any, ref: RegistryRef) -> ScopeMismatch | None:
         f"there but fails or computes something else when used", scope)
 
 
-def _activate_pending_before_lookups(module: ModuleType) -> None:
+def _activate_pending_before_lookups(manager: PluginManager, module: ModuleType) -> None:
     registry_class = module.Registry
     if getattr(registry_class.get, "cplugins_pending", False):
         return
@@ -85,16 +87,15 @@ def _activate_pending_before_lookups(module: ModuleType) -> None:
 
     @functools.wraps(original)
     def get(self, key):
-        from cplugins.manager import get_manager
-
-        get_manager().activate_pending()
+        manager.activate_pending()
         return original(self, key)
 
     get.cplugins_pending = True
     registry_class.get = get
 
 
-def arm() -> None:
+def arm(manager: PluginManager) -> None:
     """Before any registry lookup, activate plugin packages that asked for it while discovery
     ran (:meth:`cplugins.manager.PluginManager.activate_pending`)."""
-    import_hooks.when_imported("mmengine.registry.registry", _activate_pending_before_lookups)
+    import_hooks.when_imported("mmengine.registry.registry",
+                               functools.partial(_activate_pending_before_lookups, manager))

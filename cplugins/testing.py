@@ -14,7 +14,7 @@ Fixtures:
 * ``cplugins_build``: ``build(cfg, registry="mmdet::model")`` builds a config from a registry
   (``"scope::name"``, ``"hook"`` for the root hook registry) with that scope as default scope.
 * ``cplugins_shapes`` (session): a tiny embedded synthetic shapes detection set (COCO format,
-  4 + 2 images of 96x128); the dict :func:`cplugins.data.shapes.make_shapes_detection` returns.
+  4 + 2 images of 96x128); the dict :func:`cplugins.shapes.make_shapes_detection` returns.
 * ``cplugins_train``: ``train(config, iters=2, data_root=None, cfg_options=None)`` trains a
   config for a few iterations on that data (or ``data_root``) with a stock mmengine
   ``Runner`` in a temporary work dir, without validation or checkpoints; returns a
@@ -84,7 +84,7 @@ def cplugins_build() -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def cplugins_shapes(tmp_path_factory) -> dict:
     """Tiny synthetic shapes detection data (COCO format): ``data_root``, ``classes``, ..."""
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     return make_shapes_detection(tmp_path_factory.mktemp("cplugins_shapes"), num_train=4,
                                  num_val=2, image_size=(96, 128), seed=0)

@@ -72,10 +72,11 @@ def provider(name: str) -> tuple[str, str] | None:
     return None
 
 
-def installed_version(name: str) -> str | None:
-    """The installed version of stack distribution ``name`` or of what provides its import
-    package under another name (a fork); None when nothing does."""
-    found = provider(name)
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``; None when it is not installed. For a stack
+    distribution (:data:`IMPORT_NAMES`) not installed under its own name, the version of what
+    provides its import package (``mmcv-lite`` for ``mmcv``, a fork for ``mmdet``)."""
+    found = provider(distribution)
     return found[1] if found else None
 
 

@@ -131,7 +131,7 @@ def test_variants_differ_only_in_the_augfpn_components():
 
 
 def test_multiscale_option_spans_tiny_to_large_objects_in_sparse_and_crowded_scenes(tmp_path):
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     info = make_shapes_detection(tmp_path, num_train=1, num_val=24, image_size=(128, 128),
                                  min_objects=1, max_objects=12, shape_size=(4, 100),

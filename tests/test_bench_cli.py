@@ -170,7 +170,7 @@ LOADING_CASE = textwrap.dedent("""
         baseline=dict(batch_size=2, collate_fn=dict(type='pseudo_collate'),
                       dataset=dict(_coco, pipeline=_load + [dict(type='PackDetInputs')])),
         baseline_label='no-resize',
-        inputs=dict(generator='cplugins.data.shapes:make_shapes_detection', num_train=5,
+        inputs=dict(generator='cplugins.shapes:make_shapes_detection', num_train=5,
                     num_val=1, image_size=(32, 40)))
 """)
 

@@ -10,11 +10,11 @@ from torch import nn
 
 import cplugins  # noqa: F401  (before torchvision / mmdet: arms the compat fixes)
 from cplugins.bench import report
-from cplugins.bench.case import BenchmarkCase
-from cplugins.bench.inputs import feature_size, generate, pyramid_shapes
 from cplugins.bench.measure import Timer, count_flops, matmul_peak, parse_device, peak_memory
 from cplugins.bench.runner import Settings, run
 from cplugins.bench.workload import module_workload, scalar_for_backward, to_channels_last
+from cplugins.cases import BenchmarkCase
+from cplugins.inputs import feature_size, generate, pyramid_shapes
 
 
 def test_pyramid_shapes_of_faster_rcnn_r50():

@@ -12,7 +12,7 @@ from training_setup import error_lines, train, write_tiny_config
 
 from cplugins.data.check import DataCheckError, check_training_data
 from cplugins.data.cityscapes import make_cityscapes
-from cplugins.data.shapes import make_shapes_detection
+from cplugins.shapes import make_shapes_detection
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from cplugins.data import shapes
-from cplugins.data.shapes import (
+from cplugins.shapes import (
     CLASSES,
     MANIFEST_NAME,
     SEG_CLASSES,
@@ -263,7 +263,7 @@ def test_cli_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_python_dash_m(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run(
-        [sys.executable, "-W", "error::RuntimeWarning", "-m", "cplugins.data.shapes",
+        [sys.executable, "-W", "error::RuntimeWarning", "-m", "cplugins.shapes",
          "classification", "--out", str(tmp_path), "--num-train", "3", "--num-val", "3"],
         capture_output=True, text=True, env=env, check=True,
     )

@@ -13,7 +13,7 @@ import pytest
 from helpers import REPO, run_python
 from PIL import Image
 
-from cplugins.data.shapes import make_shapes_detection
+from cplugins.shapes import make_shapes_detection
 
 DEMO_CONFIG = REPO / "configs" / "augfpn" / "fcos_r18-w32_augfpn_600i_shapes-easy128.py"
 

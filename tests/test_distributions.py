@@ -206,7 +206,7 @@ def test_augfpn_wheel_lists_renders_and_trains_its_configs(tmp_path_factory, whe
     from the packaged base config, and mmdet's own train.py trains the rendered file."""
     import mmdet
 
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     target = install_target(tmp_path_factory, "site_zoo",
                             [wheels["cplugins"], wheels["cplugins_augfpn"]])

@@ -134,14 +134,18 @@ def test_broken_plugins_are_isolated_and_reported(site_broken):
 
 
 def test_env_var_limits_what_loads(site_broken):
+    # cplugins' own parts are built-in: always loaded (they carry its commands and modules)
+    own = {"builtin", "cplugins-training", "cplugins-templates", "cplugins-tune",
+           "cplugins-bench", "cplugins-data"}
     _, listing = _json_list(site_broken, env={"CPLUGINS_LOAD_PLUGINS": "augfpn"})
-    assert {p["name"] for p in listing["plugins"]} == {"builtin", "augfpn"}
+    assert {p["name"] for p in listing["plugins"]} == own | {"augfpn"}
+    assert {p["name"] for p in listing["plugins"] if p["builtin"]} == own
 
     result, listing = _json_list(site_broken, env={"CPLUGINS_LOAD_PLUGINS": "augfpn,nosuch"})
     assert "CPLUGINS_LOAD_PLUGINS names plugins that are not installed: nosuch" in result.stderr
 
     _, listing = _json_list(site_broken, env={"CPLUGINS_LOAD_PLUGINS": ""})
-    assert {p["name"] for p in listing["plugins"]} == {"builtin"}
+    assert {p["name"] for p in listing["plugins"]} == own
 
     # distribution names work too, and an explicit import still activates an excluded plugin
     code = textwrap.dedent("""

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from helpers import run_python
 
+from cplugins.data.layouts import DataError, resolve_data
 from cplugins.templates import Hyperparameter, TemplateError, TemplateValidationError
 from cplugins.templates.catalog import get_template, load_catalog
-from cplugins.templates.data import DataError, resolve_data
 from cplugins.templates.rendering import _load_cached, render, render_text
-from cplugins.templates.weights import (
+from cplugins.training.weights import (
     URLS,
     WeightsUnavailableError,
     check_checkpoints,
@@ -51,7 +51,7 @@ def test_every_builtin_template_is_contributed_through_the_hook():
     found = {}
     for entry in catalog.entries:
         found.setdefault(entry.template.task, []).append(entry.template.name)
-        assert entry.builtin and entry.plugin == "builtin"
+        assert entry.builtin and entry.plugin == "cplugins-templates"  # the templates part
     assert {t: sorted(n) for t, n in found.items()} == {t: sorted(n) for t, n in BUILTIN.items()}
 
 
@@ -563,7 +563,7 @@ def test_overrides_apply_after_rendering():
 
 # --- data --------------------------------------------------------------------------------------
 def test_data_layouts_and_their_errors(tmp_path):
-    from cplugins.data.shapes import (
+    from cplugins.shapes import (
         make_shapes_classification,
         make_shapes_detection,
         make_shapes_segmentation,
@@ -781,7 +781,7 @@ def test_ohem_loss_keeps_the_positives_and_the_hardest_negatives():
 def test_min_samples_dataset_repeats_a_small_dataset(tmp_path):
     from mmpretrain.datasets import CustomDataset
 
-    from cplugins.data.shapes import make_shapes_classification
+    from cplugins.shapes import make_shapes_classification
     from cplugins.templates.datasets import MinSamplesDataset
 
     root = make_shapes_classification(tmp_path / "cls", num_train=4, num_val=3,

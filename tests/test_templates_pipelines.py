@@ -14,7 +14,7 @@ HEIGHT, WIDTH = 96, 128
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> str:
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     root = tmp_path_factory.mktemp("shapes")
     return make_shapes_detection(root / "det", num_train=3, num_val=1,

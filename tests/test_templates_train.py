@@ -102,7 +102,7 @@ BAREBONES: dict[str, tuple[str, str, str]] = {
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory) -> dict[str, str]:
     """The embedded synthetic shapes sets, tiny: 4 training images each."""
-    from cplugins.data.shapes import (
+    from cplugins.shapes import (
         make_shapes_classification,
         make_shapes_detection,
         make_shapes_segmentation,

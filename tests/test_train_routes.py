@@ -66,7 +66,7 @@ def test_tools_train_generates_data_trains_and_evaluates(tiny_config, tmp_path):
 def _generate_data(config: Path) -> None:
     code = textwrap.dedent(f"""
         from mmengine.config import Config
-        from cplugins.data.shapes import make_shapes_detection
+        from cplugins.shapes import make_shapes_detection
         spec = dict(Config.fromfile({str(config)!r}).synthetic_data)
         spec.pop('task')
         make_shapes_detection(spec.pop('data_root'), **spec)

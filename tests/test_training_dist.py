@@ -231,7 +231,7 @@ def runs(tmp_path_factory) -> Path:
     its last run is distributed, the others run without a launcher)."""
     from helpers import run_python
 
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     out = tmp_path_factory.mktemp("dist")
     make_shapes_detection(out / "shapes", num_train=2, num_val=1, image_size=(64, 64), seed=0)

@@ -29,7 +29,7 @@ def test_rendered_template_has_the_safeguards_once():
 
 
 def test_stock_runner_on_a_rendered_template_stops_on_nan(tmp_path):
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     data = make_shapes_detection(tmp_path / "shapes", num_train=2, num_val=1,
                                  image_size=(96, 128), seed=3)["data_root"]

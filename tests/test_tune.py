@@ -227,7 +227,7 @@ def test_a_trial_killed_before_its_first_heartbeat_is_failed_and_not_counted(tmp
 
     import optuna
 
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
     from cplugins.tune import tune
     from cplugins.tune.storage import open_storage
     from cplugins.tune.study import _overrides, _record, create_study, make_pruner

@@ -41,7 +41,7 @@ FIXED = {"image_size": "64", "num_epochs": "1", "frozen_stages": "4"}
 @pytest.fixture(scope="session")
 def shapes(tmp_path_factory) -> str:
     """The embedded synthetic detection set: 2 training images, 1 validation image."""
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     root = tmp_path_factory.mktemp("tune_shapes") / "det"
     return make_shapes_detection(root, num_train=2, num_val=1, image_size=(96, 128),

@@ -181,18 +181,20 @@ def timing(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, osp.join(REPO, "tools"))
-    from common import prepare_config
+    from common import Config  # noqa: F401  (cplugins.all first: plugins and compat fixes)
     from mmdet.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
 
+    from cplugins.training.prepare import prepare_for_training
+
     init_default_scope("mmdet")
     models, wrappers = [], []
     train_batch = val_items = None
     for _, config in VARIANTS:
-        cfg = prepare_config(osp.join(REPO, config), args.cfg_options, None, "none",
-                             progress=False)
+        cfg = prepare_for_training(osp.join(REPO, config), cfg_options=args.cfg_options,
+                                   progress=False)
         torch.manual_seed(0)
         model = MODELS.build(cfg.model)
         model.init_weights()

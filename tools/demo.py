@@ -164,7 +164,7 @@ def draw_predictions(work_dir: str, num_images: int, score_thr: float,
     import mmcv
     import numpy as np
     import torch
-    from common import prepare_config  # cplugins.all first: plugins and compat fixes
+    from common import Config  # noqa: F401  (cplugins.all first: plugins and compat fixes)
     from mmdet.apis import init_detector
     from mmdet.registry import DATASETS
     from mmdet.structures import DetDataSample
@@ -173,7 +173,10 @@ def draw_predictions(work_dir: str, num_images: int, score_thr: float,
     from mmengine.registry import init_default_scope
     from mmengine.structures import InstanceData
 
-    cfg = prepare_config(saved_config(work_dir, config), [], work_dir, "none", progress=False)
+    from cplugins.training.prepare import prepare_for_training
+
+    cfg = prepare_for_training(saved_config(work_dir, config), work_dir=work_dir, purpose="test",
+                               progress=False)
     init_default_scope("mmdet")
     model = init_detector(cfg, _checkpoint(work_dir), device="cpu")
     dataset = DATASETS.build(cfg.test_dataloader.dataset)

@@ -20,7 +20,7 @@ import cplugins.compat  # noqa: E402
 
 cplugins.compat.apply()  # this repository's tools opt in to the compatibility fixes
 
-from common import prepare_config  # noqa: E402
+import common  # noqa: E402,F401  (cplugins.all first: plugins and compat fixes)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,7 +62,10 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"warning: {warning}", file=sys.stderr)
     except (CheckpointFileError, PluginLockError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    cfg = prepare_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    from cplugins.training.prepare import prepare_for_training
+
+    cfg = prepare_for_training(args.config, cfg_options=args.cfg_options, work_dir=args.work_dir,
+                               launcher=args.launcher, purpose="test")
     cfg.load_from = args.checkpoint
     try:  # mmdet 2 names, missing optional packages (a metric's), an unreachable checkpoint
         for warning in check_before_build(cfg, "test"):

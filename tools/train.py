@@ -21,7 +21,7 @@ import cplugins.compat  # noqa: E402
 
 cplugins.compat.apply()  # this repository's tools opt in to the compatibility fixes
 
-from common import prepare_config, template_config  # noqa: E402
+from common import template_config  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -88,6 +88,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def train_config(args: argparse.Namespace, source):
+    """The config ``args`` train (``source``: CONFIG or the rendered template), prepared as
+    every run is (:func:`cplugins.training.prepare.prepare_for_training`)."""
+    from cplugins.training.prepare import prepare_for_training
+
+    return prepare_for_training(
+        source, cfg_options=args.cfg_options, work_dir=args.work_dir, launcher=args.launcher,
+        progress=not args.no_progress, nan_guard=not args.no_nan_guard, seed=args.seed,
+        sync_bn=args.sync_bn, global_loss_norm=not args.no_global_loss_norm, amp=args.amp)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     from mmengine.runner import Runner
@@ -105,19 +116,14 @@ def main(argv: list[str] | None = None) -> dict:
     source = args.config
     if args.template:
         source = template_config(args.template, args.set, args.data, args.config, args.task)
-    cfg = prepare_config(source, args.cfg_options, args.work_dir, args.launcher,
-                         progress=not args.no_progress)
+    cfg = train_config(args, source)
     if args.template:
-        from cplugins.templates.weights import WeightsUnavailableError, check_checkpoints
+        from cplugins.training.weights import WeightsUnavailableError, check_checkpoints
 
         try:  # offline: fail in seconds, before the model is built, saying what to do
             check_checkpoints(cfg)
         except WeightsUnavailableError as exc:
             raise SystemExit(f"error: {exc}") from None
-    if args.amp:  # GPU: AmpOptimWrapper (float16, loss scaling); CPU: bfloat16 autocast
-        from cplugins.training.amp import use_amp
-
-        use_amp(cfg)
     from cplugins.data.check import DataCheckError, check_training_data
     from cplugins.errors import CPluginsError, PluginLockError
     from cplugins.lock import check_checkpoint_plugins
@@ -128,21 +134,8 @@ def main(argv: list[str] | None = None) -> dict:
         TrainingError,
     )
     from cplugins.training.preflight import check_before_build
-    from cplugins.training.setup import add_training_safeguards
     from cplugins.training.startup import check_fits_model, read_local_checkpoint, resume_target
 
-    add_training_safeguards(cfg, nan_guard=not args.no_nan_guard)
-    if args.launcher != "none":  # each rank its own random stream; equivalence options
-        import torch
-
-        from cplugins.training.setup import add_multiprocess_options, seed_ranks_apart
-
-        seed_ranks_apart(cfg, args.seed)
-        add_multiprocess_options(cfg, sync_bn=args.sync_bn,
-                                 global_loss_norm=not args.no_global_loss_norm,
-                                 cuda=torch.cuda.is_available())
-    elif args.seed is not None:
-        cfg.randomness = dict(cfg.get("randomness") or {}, seed=args.seed)
     try:  # before anything is built: nothing to resume, an unreadable checkpoint, bad data
         resume_from = resume_target(args.resume, cfg.work_dir, args.resume_or_start)
         checkpoint_path = resume_from or cfg.get("load_from")

@@ -1,7 +1,7 @@
 # AugFPN ablation on the multi-scale synthetic shapes, baseline: Faster R-CNN, slim ResNet-18
 # (32 base channels, from scratch, BN in train mode), mmdet's FPN (64 channels), RoIAlign with
 # sampling_ratio=2. The other ablation configs (+RFA, +RFA+CS, full AugFPN) inherit from it.
-# Data: cplugins.data.shapes with size_sampling='log' and shape_size=(4, 100) on 128x128
+# Data: cplugins.shapes with size_sampling='log' and shape_size=(4, 100) on 128x128
 # images: 1-12 objects per image (crowded and sparse scenes), as many objects per octave of
 # scale from 4 px to 100 px (most of the image), textured backgrounds; 512 training and 128
 # validation images. Schedule: 150 iterations of batch 4 (1.2 epochs), AdamW lr 2e-3, 50

@@ -2,7 +2,7 @@
 # sampling, centerness on the regression branch and GIoU loss) with a slim ResNet-18 (32 base
 # channels, trained from scratch, BN in train mode) and the AugFPN neck (FPN + Residual Feature
 # Augmentation), on an easy synthetic shapes task: 128x128 images, plain backgrounds, 1-3 shapes
-# of 24-64 px (cplugins.data.shapes options background='plain', shape_size=(24, 64)); 512
+# of 24-64 px (cplugins.shapes options background='plain', shape_size=(24, 64)); 512
 # training images. Batch 8, AdamW with warm-up and cosine decay; validation on 64 held-out
 # images (their own seed stream of the same generator) every 200 iterations, which gives the
 # mAP curve the demo draws. The older Faster R-CNN demo is faster-rcnn_r18_augfpn_400i_shapes.py.

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from cplugins.bench.case import BenchmarkCase, select
+from cplugins.cases import BenchmarkCase, select
 
 MODES = ("fwd", "fwd+bwd", "infer", "train", "load")
 DTYPE_CHOICES = ("fp32", "bf16", "fp16")

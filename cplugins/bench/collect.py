@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from cplugins.bench.case import BenchmarkCase
+from cplugins.cases import BenchmarkCase
 from cplugins.manager import PluginManager, PluginRecord, get_manager
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from cplugins.bench import stats
 from cplugins.bench.case import BenchmarkCase
 from cplugins.bench.measure import Timer
-from cplugins.bench.progress import Progress
 from cplugins.manager import import_target
+from cplugins.progress import Progress
 
 DATALOADER_MODES = ("load",)
 

@@ -2,22 +2,22 @@
 
 One code path for both devices: CUDA uses CUDA events (or synchronized wall clocks) and the
 caching allocator's peak; the CPU uses ``perf_counter`` and the growth of the process RSS
-(sampled by a thread while the step runs).
+(``psutil``, sampled by a thread while the step runs).
 """
 from __future__ import annotations
 
 import ctypes
 import gc
-import os
 import platform
-import resource
 import sys
 import threading
 import time
 from collections.abc import Callable
-from importlib import metadata
 
+import psutil
 import torch
+
+from cplugins.versions import installed_version
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16,
                                   "fp16": torch.float16}
@@ -94,19 +94,6 @@ class Timer:
 
 
 # --- memory -------------------------------------------------------------------------------
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_STATM = "/proc/self/statm"
-
-
-def rss_bytes() -> int | None:
-    """Resident set size of this process now (Linux ``/proc``), or None elsewhere."""
-    try:
-        with open(_STATM) as f:
-            return int(f.read().split()[1]) * _PAGE
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _trim_heap() -> None:
     """Return freed heap memory to the OS (glibc), so RSS growth reflects this step."""
     gc.collect()
@@ -118,24 +105,28 @@ def _trim_heap() -> None:
 
 
 class _RssSampler(threading.Thread):
+    """Highest resident set size (bytes) of this process seen every ``interval`` s until
+    :meth:`stop`."""
+
     def __init__(self, interval: float) -> None:
         super().__init__(daemon=True)
         self.interval = interval
-        self.peak = rss_bytes() or 0
+        self._process = psutil.Process()
+        self.peak = self.rss()
         self._stop_event = threading.Event()
+
+    def rss(self) -> int:
+        return self._process.memory_info().rss
 
     def run(self) -> None:
         while not self._stop_event.is_set():
-            value = rss_bytes()
-            if value is not None and value > self.peak:
-                self.peak = value
+            self.peak = max(self.peak, self.rss())
             time.sleep(self.interval)
 
     def stop(self) -> int:
         self._stop_event.set()
         self.join()
-        value = rss_bytes() or 0
-        return max(self.peak, value)
+        return max(self.peak, self.rss())
 
 
 def peak_memory(fn: Callable[[], object], device: torch.device,
@@ -151,14 +142,8 @@ def peak_memory(fn: Callable[[], object], device: torch.device,
         peak = torch.cuda.max_memory_allocated(device)
         return {"bytes": int(peak - base), "method": "cuda allocator peak above start"}
     _trim_heap()
-    base = rss_bytes()
-    if base is None:  # no /proc: the lifetime peak only moves when this call exceeds it
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        fn()
-        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return {"bytes": int(after - before), "method": "ru_maxrss growth (lower bound)"}
     sampler = _RssSampler(interval)
-    sampler.peak = base
+    base = sampler.peak
     sampler.start()
     try:
         fn()
@@ -207,15 +192,9 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int | None = Non
 
 
 # --- environment --------------------------------------------------------------------------
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
+    """The CPU's model name (Linux ``/proc/cpuinfo``; psutil does not report it), else what
+    ``platform`` knows."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -247,7 +226,11 @@ def environment(device: torch.device) -> dict:
         "device": str(device),
         "device_name": cpu_name(),
         "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
+        "cpu_count": psutil.cpu_count(logical=True),
+        "cpu_cores": psutil.cpu_count(logical=False),
+        "cpus_usable": (len(psutil.Process().cpu_affinity())  # not on macOS
+                        if hasattr(psutil.Process, "cpu_affinity") else None),
+        "memory_bytes": psutil.virtual_memory().total,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -255,9 +238,10 @@ def environment(device: torch.device) -> dict:
         "cuda": torch.version.cuda,
         "cudnn": None,
         "mmcv_ops": mmcv_ops_available(),
-        "versions": {d: _version(d) for d in ("mmengine", "mmcv", "mmcv-lite", "mmdet",
-                                              "mmpretrain", "mmsegmentation", "cplugins",
-                                              "cplugins-augfpn", "numpy")},
+        # a stack name reports what provides its package: mmcv-lite or a fork under "mmcv"
+        "versions": {d: installed_version(d) for d in ("mmengine", "mmcv", "mmdet", "mmpretrain",
+                                                       "mmsegmentation", "cplugins",
+                                                       "cplugins-augfpn", "numpy")},
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)

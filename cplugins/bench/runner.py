@@ -28,7 +28,6 @@ from cplugins.bench.measure import (
     peak_memory,
 )
 from cplugins.bench.profiling import profile_call
-from cplugins.bench.progress import Progress
 from cplugins.bench.workload import (
     DETECTOR_MODES,
     MODULE_MODES,
@@ -42,6 +41,7 @@ from cplugins.bench.workload import (
     num_classes_of,
     to_channels_last,
 )
+from cplugins.progress import Progress
 
 SCHEMA = "cplugins-bench/1"
 ALL_MODES = MODULE_MODES + DETECTOR_MODES + DATALOADER_MODES

@@ -1,36 +1,30 @@
-"""Summary statistics of timing samples (pure Python)."""
+"""Summary statistics of timing samples (the standard library's :mod:`statistics`) and their
+formatting."""
 from __future__ import annotations
 
-import math
+import statistics
 from collections.abc import Sequence
 
 
-def quantile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile (numpy's default ``'linear'`` method), ``q`` in [0, 1]."""
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """``(p25, median, p75)`` by linear interpolation between order statistics (numpy's default
+    ``'linear'`` method: :func:`statistics.quantiles` with ``method='inclusive'``)."""
     if not values:
-        raise ValueError("quantile of an empty sample")
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must be in [0, 1], got {q!r}")
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+        raise ValueError("quartiles of an empty sample")
+    if len(values) == 1:
+        value = float(values[0])
+        return value, value, value
+    p25, median, p75 = statistics.quantiles(values, n=4, method="inclusive")
+    return p25, median, p75
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float]:
     """Median, quartiles (the spread), min, max and mean of ``samples``."""
     if not samples:
         raise ValueError("summarize: no samples")
-    return {
-        "median": quantile(samples, 0.5),
-        "p25": quantile(samples, 0.25),
-        "p75": quantile(samples, 0.75),
-        "min": min(samples),
-        "max": max(samples),
-        "mean": sum(samples) / len(samples),
-        "n": len(samples),
-    }
+    p25, median, p75 = quartiles(samples)
+    return {"median": median, "p25": p25, "p75": p75, "min": min(samples),
+            "max": max(samples), "mean": statistics.fmean(samples), "n": len(samples)}
 
 
 def paired_ratio(module: Sequence[float], baseline: Sequence[float]) -> dict[str, float]:
@@ -41,14 +35,9 @@ def paired_ratio(module: Sequence[float], baseline: Sequence[float]) -> dict[str
                          f"{len(module)} and {len(baseline)}")
     if any(b <= 0 for b in baseline):
         raise ValueError("paired_ratio: baseline samples must be > 0")
-    per_round = [m / b for m, b in zip(module, baseline)]
-    return {
-        "of_medians": quantile(module, 0.5) / quantile(baseline, 0.5),
-        "median": quantile(per_round, 0.5),
-        "p25": quantile(per_round, 0.25),
-        "p75": quantile(per_round, 0.75),
-        "n": len(per_round),
-    }
+    p25, median, p75 = quartiles([m / b for m, b in zip(module, baseline)])
+    return {"of_medians": statistics.median(module) / statistics.median(baseline),
+            "median": median, "p25": p25, "p75": p75, "n": len(module)}
 
 
 def format_seconds(ms: float) -> str:
@@ -71,6 +60,7 @@ def format_count(value: float | None, unit: str = "") -> str:
 
 
 def format_bytes(value: float | None) -> str:
+    """``1.5 MiB`` style with binary prefixes; ``-`` for None."""
     if value is None:
         return "-"
     for factor, prefix in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):

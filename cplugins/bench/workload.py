@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from cplugins.bench.case import BenchmarkCase, is_target
-from cplugins.bench.inputs import Inputs
+from cplugins.cases import BenchmarkCase, is_target
+from cplugins.inputs import Inputs, flatten_tensors, scalar_for_backward
 from cplugins.manager import import_target
 
 MODULE_MODES = ("fwd", "fwd+bwd")
@@ -60,30 +60,6 @@ def build_module(cfg: dict, scope: str) -> nn.Module:
     if not isinstance(module, nn.Module):
         raise TypeError(f"{kind!r} built a {type(module).__name__}, not a torch.nn.Module")
     return module
-
-
-def flatten_tensors(obj: Any) -> list[Tensor]:
-    """Tensors in an output: tensors, lists/tuples, dicts (mmengine loss dicts), in order."""
-    if isinstance(obj, Tensor):
-        return [obj]
-    if isinstance(obj, (list, tuple)):
-        return [t for item in obj for t in flatten_tensors(item)]
-    if isinstance(obj, dict):
-        return [t for item in obj.values() for t in flatten_tensors(item)]
-    return []
-
-
-def scalar_for_backward(output: Any, label: str) -> Tensor:
-    """Sum of every differentiable tensor of ``output`` (a loss dict, a tuple of maps...)."""
-    parts = [t.float().sum() for t in flatten_tensors(output)
-             if t.requires_grad and t.is_floating_point()]
-    if not parts:
-        raise ValueError(f"{label}: its output has no tensor that requires grad; nothing to "
-                         "backpropagate (does the case's train_method return its loss?)")
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    return total
 
 
 def _channels_last(obj: Any) -> Any:

@@ -462,8 +462,7 @@ class ModuleChecks:
     def _forward_backward(self) -> str:
         import torch
 
-        from cplugins.bench.inputs import generate
-        from cplugins.bench.workload import scalar_for_backward
+        from cplugins.inputs import generate, scalar_for_backward
 
         if self.example.inputs is None:
             raise _Warn("the example declares no inputs, so forward/backward was not run",
@@ -556,7 +555,7 @@ class ModuleChecks:
             module.eval()
             with torch.no_grad(), _scope(self.scope):
                 outputs.append(module(*self.inputs.args, **self.inputs.kwargs))
-        from cplugins.bench.workload import flatten_tensors
+        from cplugins.inputs import flatten_tensors
 
         pairs = list(zip(flatten_tensors(outputs[0]), flatten_tensors(outputs[1])))
         worst = max(((a.float() - b.float()).abs().max().item() for a, b in pairs

@@ -25,7 +25,7 @@ class Example:
         scope: the registry scope it is built and run in (``"mmdet"``, ``"mmpretrain"``,
             ...); default (None): the scope of the registry the module registers into.
         inputs: model modules: ``{"generator": NAME, **params}`` as in a benchmark case
-            (``cplugins.bench.case.GENERATORS`` or ``"package.module:func"``); the check runs
+            (``cplugins.cases.GENERATORS`` or ``"package.module:func"``); the check runs
             ``train_method`` on them with backward. ``None``: build-only checks.
         train_method: method called with backward (``"forward"``; ``"loss"`` for heads whose
             generator supplies loss inputs: ``cls_features`` for an mmpretrain ``ClsHead``,

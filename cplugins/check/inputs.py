@@ -1,7 +1,7 @@
 """Input generators for ``cplugins check`` examples of mmseg modules (``Example.inputs``).
 
 ``{"generator": "cplugins.check.inputs:seg_features", ...}``: the generator contract of
-:mod:`cplugins.bench.inputs` (``fn(params, batch_size, input_size, device, rng) -> Inputs``).
+:mod:`cplugins.inputs` (``fn(params, batch_size, input_size, device, rng) -> Inputs``).
 mmpretrain heads use the built-in ``cls_features`` (``ClsHead.loss(feats, data_samples)``).
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ def seg_features(params: dict, batch_size: int | None, input_size: tuple[int, in
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
 
-    from cplugins.bench.inputs import Inputs, feature_pyramid
+    from cplugins.inputs import Inputs, feature_pyramid
 
     levels = feature_pyramid(params, batch_size, input_size, device, rng)
     (feats,) = levels.args

@@ -1,6 +1,6 @@
 """Embedded synthetic datasets, generated on demand and deterministic from a seed.
 
-Names are resolved lazily so ``python -m cplugins.data.shapes`` runs cleanly.
+Names are resolved lazily so ``python -m cplugins.shapes`` runs cleanly.
 """
 from __future__ import annotations
 

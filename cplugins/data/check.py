@@ -331,7 +331,7 @@ def check_dataset_config(dataset: dict, sample: int | None = None,
 def check_path(path: str, sample: int | None = None) -> list[DataReport]:
     """Check a dataset folder in any layout ``tools/train.py --data`` takes, or a COCO json
     (images looked up in the folder named like its suffix, as for ``--data``)."""
-    from cplugins.templates.data import DataError, resolve_data
+    from cplugins.data.layouts import DataError, resolve_data
 
     if osp.isfile(path) and path.endswith(".json"):
         root = osp.dirname(osp.dirname(osp.abspath(path)))

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cplugins.data.shapes import (
+from cplugins.shapes import (
     PathLike,
     Size,
     _check_count,

@@ -16,8 +16,8 @@ import tempfile
 import urllib.parse
 from collections.abc import MutableMapping
 
+from cplugins.data.layouts import DataInfo
 from cplugins.templates import common
-from cplugins.templates.data import DataInfo
 from cplugins.templates.model import TemplateError, parse_assignments
 from cplugins.templates.rendering import RenderContext, base_path, config_text, render
 

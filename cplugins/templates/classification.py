@@ -6,7 +6,7 @@ from typing import Any
 
 from cplugins.templates import common
 from cplugins.templates.rendering import RenderContext
-from cplugins.templates.weights import URLS, resolve_source
+from cplugins.training.weights import URLS, resolve_source
 
 
 def _topk(num_classes: int) -> tuple[int, ...]:

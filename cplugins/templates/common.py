@@ -6,7 +6,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from cplugins.templates.model import TemplateError
-from cplugins.templates.weights import resolve_source
+from cplugins.training.weights import resolve_source
 
 #: the built-in dataset wrapper behind ``min_samples_per_epoch`` (registered by cplugins)
 MIN_SAMPLES_DATASET = "MinSamplesDataset"

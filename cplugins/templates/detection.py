@@ -6,7 +6,7 @@ from typing import Any
 
 from cplugins.templates import common
 from cplugins.templates.rendering import RenderContext
-from cplugins.templates.weights import URLS
+from cplugins.training.weights import URLS
 
 _LOAD = [dict(type="LoadImageFromFile", backend_args=None),
          dict(type="LoadAnnotations", with_bbox=True)]

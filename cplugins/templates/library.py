@@ -21,7 +21,7 @@ from cplugins.templates.model import (
     check_order,
     format_value,
 )
-from cplugins.templates.weights import check_source, is_none, is_url
+from cplugins.training.weights import check_source, is_none, is_url
 
 H = Hyperparameter
 #: upper bounds of the open-ended counts and rates: far above any real recipe, low enough that

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cplugins.errors import CPluginsError
+from cplugins.errors import TemplateError
 
 #: tasks a template can have, and the OpenMMLab scope that trains them
 TASKS: dict[str, str] = {
@@ -26,10 +26,6 @@ KINDS: tuple[str, ...] = ("int", "float", "bool", "choice", "str", "int_list", "
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-
-
-class TemplateError(CPluginsError):
-    """A template is unknown, ambiguous, badly declared, or cannot be rendered."""
 
 
 class TemplateValidationError(TemplateError, ValueError):

@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from cplugins.data.layouts import DataInfo, resolve_data
 from cplugins.templates.catalog import get_template
-from cplugins.templates.data import DataInfo, resolve_data
 from cplugins.templates.model import Template, TemplateError, parse_assignments
-from cplugins.templates.weights import is_none
+from cplugins.training.prepare import RUNTIME_IMPORT
+from cplugins.training.weights import is_none
 
 if TYPE_CHECKING:
     from mmengine.config import Config
 
 #: imported by every rendered config: registers cplugins' own modules (dataset wrapper, OHEM
 #: loss, ProgressHook) and the fail-fast check in front of checkpoint downloads
-RUNTIME_IMPORT = "cplugins.templates.runtime"
 #: records each training run's experiment id (cplugins.templates.experiment_hook)
 EXPERIMENT_HOOK = "ExperimentRecordHook"
 #: the built-in templates' base configs (package data of cplugins); relative bases are here
@@ -120,7 +120,7 @@ def render(name: str | Template, values: Mapping[str, Any] | Sequence[str] | Non
     Args:
         name: a template name (``NAME`` or ``TASK/NAME``) or a :class:`Template`.
         values: ``{"batch_size": 4}`` or ``["batch_size=4"]``; values may be strings.
-        data: dataset folder (see :mod:`cplugins.templates.data`); ``None``: synthetic set.
+        data: dataset folder (see :mod:`cplugins.data.layouts`); ``None``: synthetic set.
         overrides: config entries set after rendering (``--cfg-options`` syntax or a dict).
         task: narrows ``name`` when it exists in several tasks.
 

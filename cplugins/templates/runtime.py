@@ -5,7 +5,7 @@
   gets the fixes its training had (a config without it gets none);
 * registers cplugins' built-in modules (``MinSamplesDataset``, ``OHEMLoss``, ``ProgressHook``)
   the way ``custom_imports`` of a plugin package does;
-* puts the fail-fast reachability check of :mod:`cplugins.templates.weights` in front of
+* puts the fail-fast reachability check of :mod:`cplugins.training.weights` in front of
   mmengine's ``http://`` / ``https://`` checkpoint loader: offline, loading a URL fails within
   seconds with a message saying how to pass a local file, instead of hanging;
 * keeps a template run's log readable (:class:`TemplateLogFilter`): the whole rendered config
@@ -18,7 +18,7 @@ import logging
 import re
 
 from cplugins import activate, compat
-from cplugins.templates.weights import ensure_available
+from cplugins.training.weights import ensure_available
 
 _TEMPLATE_NAME = re.compile(r"^template = dict\(.*?\bname='([^']+)'", re.S | re.M)
 

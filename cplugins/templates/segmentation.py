@@ -5,7 +5,7 @@ import copy
 
 from cplugins.templates import common
 from cplugins.templates.rendering import RenderContext
-from cplugins.templates.weights import URLS
+from cplugins.training.weights import URLS
 
 
 def render_segformer(ctx: RenderContext) -> None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import os.path as osp
-import re
 import threading
 import urllib.error
 import urllib.parse
@@ -32,6 +31,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from cplugins.diagnose import MMDET2_ARGUMENTS
 from cplugins.training.errors import PreflightError
 
 #: type -> (module the type imports, pip requirement), from the import guards of mmdet 3.3
@@ -89,35 +89,6 @@ MMDET2_SILENT: dict[str, str] = {
 NO_OPS: dict[str, str] = {
     "ColorTransform": "mmdet 3's ColorTransform is the base class of the colour transforms "
                       "and changes nothing; mmdet 2's ColorTransform is mmdet 3's Color",
-}
-#: (transform or '*', mmdet 2 argument) -> what to give mmdet 3 instead
-MMDET2_ARGUMENTS: dict[tuple[str, str], str] = {
-    ("Resize", "img_scale"): "use scale",
-    ("Resize", "multiscale_mode"): "use RandomResize(scale=[...]) for 'range', "
-                                   "RandomChoiceResize(scales=[...]) for 'value'",
-    ("Resize", "ratio_range"): "use RandomResize(scale=..., ratio_range=...)",
-    ("Resize", "bbox_clip_border"): "use clip_object_border",
-    ("RandomFlip", "flip_ratio"): "use prob",
-    ("MultiScaleFlipAug", "img_scale"): "use scales (mmcv 2's MultiScaleFlipAug), or "
-                                        "TestTimeAug with tta_model as mmdet 3 does",
-    ("MultiScaleFlipAug", "flip"): "use allow_flip",
-    ("*", "img_fill_val"): "use img_border_value",
-    ("*", "fill_val"): "use img_border_value",
-    ("*", "random_negative_prob"): "use reversal_prob",
-    ("*", "max_rotate_angle"): "use max_mag (degrees)",
-    ("*", "max_translate_offset"): "use max_mag, a fraction of the image width (TranslateX) "
-                                   "or height (TranslateY), not pixels: 250 px of a 2048 px "
-                                   "wide image is max_mag=0.122",
-    ("*", "max_shear_magnitude"): "use max_mag, an angle in degrees, not a shear factor: "
-                                  "factor 0.3 is max_mag=16.7 (atan)",
-    ("ShearX", "direction"): "use ShearX (horizontal) or ShearY (vertical)",
-    ("TranslateX", "direction"): "use TranslateX (horizontal) or TranslateY (vertical)",
-    ("Rotate", "scale"): "drop it: mmdet 3's Rotate does not scale (RandomAffine does)",
-    ("Rotate", "center"): "drop it: mmdet 3 rotates about the image centre",
-    ("TranslateX", "min_size"): "drop it and add FilterAnnotations(min_gt_bbox_wh=(s, s)) "
-                                "after the transform",
-    ("*", "file_client_args"): "use backend_args",
-    ("*", "to_rgb"): "use model.data_preprocessor.bgr_to_rgb",
 }
 #: mmdet 2 / mmcv 1 top-level keys that mmengine's Runner ignores
 MMDET2_KEYS: dict[str, str] = {
@@ -237,7 +208,7 @@ def unreachable_reason(url: str, timeout: float) -> str | None:
     """None when ``url`` is in mmengine's download cache or answers a ``HEAD`` request within
     ``timeout`` seconds; else why not (one phrase). The request runs in a daemon thread, so
     a name lookup that hangs (which urllib's timeout does not cover) cannot stall the run."""
-    from cplugins.templates.weights import cached_path
+    from cplugins.training.weights import cached_path
 
     if osp.isfile(cached_path(url)):
         return None
@@ -258,7 +229,7 @@ def unreachable_checkpoints(cfg: Any, purpose: str = "train", load_from: Any = "
     None: none, e.g. resuming a local file). ``init_cfg`` checkpoints are loaded only by
     training (mmengine initialises weights before it loads ``load_from``).
     """
-    from cplugins.templates.weights import cached_path, download_timeout, iter_checkpoints
+    from cplugins.training.weights import cached_path, download_timeout, iter_checkpoints
 
     plain = dict(_plain(cfg))
     if load_from != "config":
@@ -375,27 +346,6 @@ def mmdet2_names(cfg: Any, purpose: str = "train") -> tuple[list[str], list[str]
 
 
 #: Python's message, or mmengine's (older versions) around it
-_UNEXPECTED = re.compile(r"(?:class `(?P<wrapped>\w+)` in [\w/.]+\.py: |(?P<cls>\w+)\.)"
-                         r"__init__\(\) got an unexpected keyword argument '(?P<arg>\w+)'")
-_EXPLAINED = "(an mmdet 2 argument)"
-
-
-def explain_type_error(exc: TypeError) -> str | None:
-    """mmengine's ``class `Resize` in ...: __init__() got an unexpected keyword argument
-    'img_scale'`` with what mmdet 3 takes instead appended (one line); None when there is
-    nothing to add (another argument, or explained already). ``cplugins.diagnose`` applies
-    it in ``Registry.build``, for runners other than ``tools/train.py``."""
-    message = str(exc)
-    match = _UNEXPECTED.search(message)
-    if match is None or _EXPLAINED in message:
-        return None
-    short, argument = match["cls"] or match["wrapped"], match["arg"]
-    hint = MMDET2_ARGUMENTS.get((short, argument)) or MMDET2_ARGUMENTS.get(("*", argument))
-    if hint is None:
-        return None
-    return f"{message}; {short} takes no {argument!r} in mmdet 3 {_EXPLAINED}: {hint}"
-
-
 # ----------------------------------------------------------------------------- evaluators
 #: evaluators that take the ground truth from the data samples when they have no ann_file
 _GT_FROM_SAMPLES = ("CocoMetric",)

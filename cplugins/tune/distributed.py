@@ -38,20 +38,3 @@ def share(message: Any = None) -> Any:
     box = [message]
     broadcast_object_list(box, src=0)
     return box[0]
-
-
-def follow(setup) -> None:
-    """Ranks > 0: train every trial rank 0 sends until it sends :data:`DONE`."""
-    import optuna
-
-    from cplugins.tune.objective import Follower, MetricNotFound, TrialFailed, train
-
-    while True:
-        message = share()
-        if message is DONE:
-            return
-        number, values = message
-        try:
-            train(Follower(number), setup, values)
-        except (optuna.TrialPruned, TrialFailed, MetricNotFound):
-            continue  # rank 0 records it, then sends the next trial or DONE

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cplugins.templates.model import TemplateError, TemplateValidationError
-from cplugins.tune.distributed import share
+from cplugins.tune.distributed import DONE, share
 from cplugins.tune.space import SearchSpace, TuneError
 
 if TYPE_CHECKING:
@@ -131,36 +131,16 @@ def _as_hook(report: TrialReportHook):
 
 
 def prepare(cfg: Config, work_dir: str, launcher: str) -> Config:
-    """What ``tools/train.py`` adds to a config: work dir, launcher, the synthetic set, the
-    training safeguards and the plugin lock; returned without yapf formatting of the text
-    mmengine logs and dumps (seconds a trial, with the same content)."""
+    """The trial's config: prepared as ``tools/train.py`` prepares it
+    (:func:`cplugins.training.prepare.prepare_for_training`: work dir, launcher, the synthetic
+    set, the training safeguards and the plugin lock; no progress display), returned without
+    yapf formatting of the text mmengine logs and dumps (seconds a trial, same content)."""
     from mmengine.config import Config
 
-    from cplugins.data.synthetic import make_synthetic_data
-    from cplugins.lock import add_plugin_imports
-    from cplugins.training.setup import add_training_safeguards
+    from cplugins.training.prepare import prepare_for_training
 
-    cfg.work_dir = work_dir
-    cfg.launcher = launcher
-    if launcher != "none":
-        cpu_process_group(cfg)
-    if cfg.get("synthetic_data"):
-        make_synthetic_data(cfg.synthetic_data)
-    add_training_safeguards(cfg)
-    if not any(h.get("type") == "PluginLockHook" for h in cfg.get("custom_hooks", [])):
-        cfg.custom_hooks = [*cfg.get("custom_hooks", []), dict(type="PluginLockHook")]
-    add_plugin_imports(cfg)
+    cfg = prepare_for_training(cfg, work_dir=work_dir, launcher=launcher, progress=False)
     return Config(cfg.to_dict(), filename=cfg.filename, format_python_code=False)
-
-
-def cpu_process_group(cfg: Config) -> None:
-    """Without CUDA, multi-process training runs CPU DDP (no device_ids), as tools/train.py."""
-    import torch
-
-    if torch.cuda.is_available() or cfg.get("model_wrapper_cfg") is not None:
-        return
-    cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
-                                 broadcast_buffers=False)
 
 
 def own_names(cfg: Config, number: int) -> None:
@@ -271,3 +251,18 @@ def worst_value(direction: str) -> float:
 def objective(setup: TrialSetup):
     """``trial -> metric`` for ``study.optimize``."""
     return lambda trial: run_trial(trial, setup)
+
+
+def follow(setup) -> None:
+    """Ranks > 0: train every trial rank 0 sends until it sends :data:`DONE`."""
+    import optuna
+
+    while True:
+        message = share()
+        if message is DONE:
+            return
+        number, values = message
+        try:
+            train(Follower(number), setup, values)
+        except (optuna.TrialPruned, TrialFailed, MetricNotFound):
+            continue  # rank 0 records it, then sends the next trial or DONE

@@ -33,7 +33,7 @@ def load(study_name: str, storage: str) -> optuna.Study:
 
 
 def _record(study: optuna.Study) -> dict[str, Any]:
-    from cplugins.tune.study import RECORD_ATTR
+    from cplugins.tune.storage import RECORD_ATTR
 
     record = study.user_attrs.get(RECORD_ATTR)
     if record is None:

@@ -26,6 +26,9 @@ JOURNAL = "journal:"
 #: the system attribute holding a journal trial's last heartbeat (seconds since the epoch)
 HEARTBEAT_ATTR = "cplugins_heartbeat"
 
+#: the study user attribute that records what a study searches (compared when it is reused)
+RECORD_ATTR = "cplugins"
+
 
 def default_storage(work_dir: str) -> str:
     """``sqlite:///<work_dir>/tune.db`` (absolute)."""

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 from cplugins.templates.model import Template, TemplateError, TemplateValidationError, format_value
 from cplugins.tune import distributed
-from cplugins.tune.objective import TrialFailed, TrialSetup, objective, prepare
+from cplugins.tune.objective import TrialFailed, TrialSetup, follow, objective, prepare
 from cplugins.tune.space import SearchSpace, TuneError, build_space
-from cplugins.tune.storage import default_storage, open_storage
+from cplugins.tune.storage import RECORD_ATTR, default_storage, open_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 SAMPLERS = ("tpe", "random", "grid")
 PRUNERS = ("median", "none")
 DIRECTIONS = ("maximize", "minimize")
-#: the study user attribute that records what a study searches (compared when it is reused)
-RECORD_ATTR = "cplugins"
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int | None) -> optuna.samplers.BaseSampler:
@@ -341,7 +339,7 @@ def tune(template: str | Template, n_trials: int, *, metric: str,
     if launcher != "none":  # rank 0 runs the study, the other ranks train its trials with it
         distributed.start(launcher)
         if distributed.rank() != 0:
-            distributed.follow(setup)
+            follow(setup)
             return None
     try:
         backend = open_storage(storage, heartbeat)

@@ -10,7 +10,7 @@ def shapes_copies(root: Path, images: int = 32, size: tuple[int, int] = (256, 32
     ``root/coco`` and convert it to Deep Lake (``root/deeplake/train``); returns the paths the
     case's dataloader configs name (``coco_root``, ``coco_ann``, ``coco_img``,
     ``deeplake_path``) and the class names (``classes``)."""
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
     from cplugins_deeplake.convert import convert
 
     coco = make_shapes_detection(Path(root) / "coco", num_train=images, num_val=1,

@@ -401,7 +401,7 @@ def mmseg_to_deeplake(src: str, dst: str, progress: bool = True) -> list[str]:
     (``Image``), the label-map PNG bytes (``SegmentMask``, with the class names and palette
     of ``classes.txt`` or the synthetic-data manifest), ``file_name``, ``seg_file_name``; the
     files beside ``img_dir/`` go to the metadata."""
-    from cplugins.templates.data import declared_segmentation_classes
+    from cplugins.data.layouts import declared_segmentation_classes
 
     deeplake = import_deeplake()
     types = deeplake.types

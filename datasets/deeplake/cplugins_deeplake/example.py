@@ -6,7 +6,7 @@ import os.path as osp
 
 def example_data(tmp_dir: str) -> dict:
     """Write 2 train images of 64x96 to ``tmp_dir`` as Deep Lake; the dataset's config keys."""
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     from .convert import coco_to_deeplake
 

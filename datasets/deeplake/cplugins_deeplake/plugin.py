@@ -68,3 +68,66 @@ def loading_case(images: int = 32, size: tuple[int, int] = (256, 320)):
 def cplugins_benchmark_cases() -> list:
     """``DeepLake-loading``: the mmdet train pipeline from Deep Lake vs the COCO folder."""
     return [loading_case()]
+
+
+class DeepLakeSource:
+    """Templates' ``--data PATH`` of ``train/`` and ``val/`` Deep Lake datasets (light: the
+    reader is imported in the methods; see :mod:`cplugins_deeplake.layout`)."""
+
+    name = "Deep Lake"
+
+    def recognizes(self, root: str) -> bool:
+        import os.path as osp
+
+        return any(osp.isdir(osp.join(root, split, "_deeplake_log")) for split in ("train", "val"))
+
+    def resolve(self, task: str, root: str):
+        from cplugins_deeplake.layout import resolve
+
+        return resolve(task, root, self)
+
+    def dataset(self, task: str, split: str, where: dict, pipeline: list, kwargs: dict) -> dict:
+        from cplugins_deeplake.layout import dataset
+
+        return dataset(task, split, where["deeplake"], pipeline, kwargs)
+
+
+@hookimpl
+def cplugins_data_sources() -> list:
+    return [DeepLakeSource()]
+
+
+def _convert(args) -> int:
+    import sys
+
+    from cplugins_deeplake.convert import ConvertError, convert
+    from cplugins_deeplake.source import DeepLakeError
+
+    try:
+        written = convert(args.src, args.dst, args.to)
+    except (ConvertError, DeepLakeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+@hookimpl
+def cplugins_data_commands(subparsers) -> None:
+    """``cplugins data convert SRC DST [--to deeplake|coco|folder|mmseg]``."""
+    parser = subparsers.add_parser(
+        "convert", help="convert a COCO folder, an image-folder set or an mmseg set to Deep "
+                        "Lake datasets (one per split) or back",
+        description="Convert between a COCO folder (annotations/instances_<split>.json and the "
+                    "image folders), an image-folder classification set (<split>/<class>/*) "
+                    "or an mmseg segmentation set (img_dir/<split>/x.<ext> with "
+                    "ann_dir/<split>/x.png) and Deep Lake datasets (DST/<split>), losslessly: "
+                    "the original image and label-map bytes, file names, boxes, labels and "
+                    "class names. The source format is detected; each split is one commit "
+                    "naming the source.")
+    parser.add_argument("src", help="COCO folder, Deep Lake dataset or folder of them")
+    parser.add_argument("dst", help="output folder (must not hold the outputs already)")
+    parser.add_argument("--to", choices=("deeplake", "coco", "folder", "mmseg"),
+                        help="target format (default: the other one)")
+    parser.set_defaults(func=_convert)

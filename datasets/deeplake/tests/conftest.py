@@ -25,7 +25,7 @@ def _one_thread():
 @pytest.fixture(scope="session")
 def shapes_coco(tmp_path_factory) -> dict:
     """4 train / 2 val synthetic shapes images of 64x96 as a COCO folder."""
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     root = tmp_path_factory.mktemp("deeplake_shapes_coco")
     return make_shapes_detection(root, num_train=4, num_val=2, image_size=(64, 96), seed=3,

@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def shapes_folder(tmp_path_factory) -> dict:
-    from cplugins.data.shapes import make_shapes_classification
+    from cplugins.shapes import make_shapes_classification
 
     root = tmp_path_factory.mktemp("deeplake_cls")
     return make_shapes_classification(root / "folder", num_train=6, num_val=3, image_size=32,

@@ -17,7 +17,7 @@ def shapes_seg(tmp_path_factory) -> dict:
     copy at ``info['deeplake']``."""
     from cplugins_deeplake.convert import convert
 
-    from cplugins.data.shapes import make_shapes_segmentation
+    from cplugins.shapes import make_shapes_segmentation
 
     root = tmp_path_factory.mktemp("deeplake_seg")
     info = make_shapes_segmentation(root / "folder", num_train=4, num_val=2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -36,7 +37,7 @@ def lake_sets(shapes_deeplake, tmp_path_factory) -> dict[str, Path]:
     """``{task: folder of train/ and val/ Deep Lake datasets}`` (tiny shapes sets)."""
     from cplugins_deeplake.convert import convert
 
-    from cplugins.data.shapes import make_shapes_classification, make_shapes_segmentation
+    from cplugins.shapes import make_shapes_classification, make_shapes_segmentation
 
     root = tmp_path_factory.mktemp("deeplake_templates")
     cls = make_shapes_classification(root / "cls", num_train=4, num_val=3, image_size=32, seed=1)
@@ -82,19 +83,27 @@ def test_rendered_configs_read_deeplake(lake_sets):
     assert seg["model"]["decode_head"]["num_classes"] == 4
 
 
-def test_render_without_the_plugin_names_the_distribution(lake_sets, monkeypatch):
-    from cplugins.templates.data import DataError, resolve_data
+def test_render_without_the_plugin_names_the_distribution(lake_sets):
+    """A process that does not load cplugins-deeplake (CPLUGINS_LOAD_PLUGINS names another
+    plugin) cannot read the sets: the error names the plugin and how to install it."""
+    import os
+    import subprocess
 
-    monkeypatch.setitem(sys.modules, "cplugins_deeplake.layout", None)  # not installed
-    with pytest.raises(DataError, match="need the cplugins-deeplake plugin .*: pip install "
-                                        "cplugins-deeplake"):
-        resolve_data("detection", lake_sets["detection"])
+    code = ("from cplugins.data.layouts import DataError, resolve_data\n"
+            "try:\n"
+            f"    resolve_data('detection', {str(lake_sets['detection'])!r})\n"
+            "except DataError as exc:\n"
+            "    print(exc)\n")
+    env = dict(os.environ, CPLUGINS_LOAD_PLUGINS="augfpn")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert re.search(r"need the cplugins-deeplake plugin .*: pip install cplugins-deeplake", out)
 
 
 def test_a_dataset_of_another_task_is_one_clear_error(lake_sets, tmp_path):
     import shutil
 
-    from cplugins.templates.data import DataError, resolve_data
+    from cplugins.data.layouts import DataError, resolve_data
 
     with pytest.raises(DataError, match="cannot tell which column holds gt_bboxes: no column "
                                         "of kind BoundingBox"):

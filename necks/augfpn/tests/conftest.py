@@ -87,7 +87,7 @@ def tiny_retinanet(detector: str = "CSSingleStageDetector", neck: str = "AugFPN"
 @pytest.fixture(scope="session")
 def shapes_data(tmp_path_factory) -> dict:
     """A tiny shapes detection set (4 train / 2 val images of 96x128), generated once."""
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     root = tmp_path_factory.mktemp("augfpn_shapes")
     return make_shapes_detection(root, num_train=4, num_val=2, image_size=(96, 128), seed=3,

@@ -171,7 +171,7 @@ def shapes_with_masks(tmp_path_factory) -> dict:
     from mmdet.datasets import CocoDataset
     from mmengine.registry import init_default_scope
 
-    from cplugins.data.shapes import make_shapes_detection
+    from cplugins.shapes import make_shapes_detection
 
     data = make_shapes_detection(tmp_path_factory.mktemp("zoo_shapes"), num_train=2,
                                  num_val=2, image_size=(96, 128), seed=5, min_objects=2,
