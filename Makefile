@@ -44,8 +44,10 @@ test: $(STAMP)
 	@$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)"; exit 1; fi; exit $$rc
 
+# ruff, and the layer contract (.importlinter; tests/test_layers.py runs it in `make test` too)
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --config .importlinter
 
 wheels: $(STAMP)
 	$(PIP) wheel -q --no-deps --no-build-isolation -w dist . $(PLUGINS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cplugins import hookimpl
-from cplugins.bench import BenchmarkCase
+from cplugins.cases import BenchmarkCase
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -14,9 +14,8 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import metadata
 
-from cplugins import import_hooks
+from cplugins import import_hooks, versions
 from cplugins.errors import UnknownTypeError
 from cplugins.manager import ENV_LOAD_PLUGINS, PluginRecord, get_manager
 from cplugins.spec import REGISTRY_ATTRIBUTES, SCOPE_PACKAGES
@@ -106,13 +105,6 @@ def known_plugins() -> dict[str, tuple[str, ...]]:
     return index
 
 
-def _installed_version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def install_hints(short: str, loaded: set[str]) -> list[str]:
     """Which distribution provides ``short`` and the pip line: from the plugin locks this
     process read (a checkpoint's, a saved config's, :func:`cplugins.lock.remembered_locks`),
@@ -126,7 +118,7 @@ def install_hints(short: str, loaded: set[str]) -> list[str]:
             if short not in entry.get("modules", []):
                 continue
             dist, version = entry["distribution"], entry["version"]
-            installed = _installed_version(dist)
+            installed = versions.installed_version(dist)
             state = ("is not installed" if installed is None else
                      f"is installed at {installed}" if installed != version else
                      "is installed at that version but not loaded")
@@ -137,7 +129,7 @@ def install_hints(short: str, loaded: set[str]) -> list[str]:
     for dist, names in known_plugins().items():
         if short not in names:
             continue
-        installed = _installed_version(dist)
+        installed = versions.installed_version(dist)
         if installed is None:
             lines.append(f"{short} is provided by the plugin distribution {dist}, which is not "
                          f"installed: pip install {dist}")

@@ -262,19 +262,22 @@ class PluginManager:
         return self._activate_package(package, strict=True)
 
     def _activate_package(self, package: str, strict: bool) -> PluginRecord:
-        record = self._record_for_package(package)
-        if record is None:  # excluded by CPLUGINS_LOAD_PLUGINS but imported explicitly
+        records = [r for r in self.records.values() if r.package == package]
+        if not records:  # excluded by CPLUGINS_LOAD_PLUGINS but imported explicitly
             for ep in _entry_points():
                 if ep.value.split(".")[0] == package:
                     record = _record_of(ep)
                     self._load(record, lambda value=ep.value: load_hook_module(value), ep.dist)
+                    records = [record]
                     break
-        if record is None:
+        if not records:
             raise CPluginsError(
                 f"package {package!r} called cplugins.activate() but no installed distribution "
                 f"declares it under the {ENTRY_POINT_GROUP!r} entry-point group; installed "
                 f"plugins: {', '.join(sorted(self.records)) or 'none'}")
-        return self.activate(record, strict=strict)
+        for record in records:  # a package may hold several hook modules (cplugins' parts)
+            self.activate(record, strict=strict)
+        return records[0]
 
     def activate_pending(self) -> None:
         """Activate the packages that asked for it while discovery ran.
@@ -290,12 +293,6 @@ class PluginManager:
             except Exception as exc:  # reported like any plugin failure; the others load
                 warnings.warn(f"cplugins: activating {package!r}: {_format_exception(exc)}",
                               CPluginsWarning, stacklevel=2)
-
-    def _record_for_package(self, package: str) -> PluginRecord | None:
-        for record in self.records.values():
-            if record.package == package:
-                return record
-        return None
 
     def activate(self, record: PluginRecord, strict: bool = False) -> PluginRecord:
         """Import the record's modules and register them; idempotent.
@@ -497,10 +494,11 @@ def _entry_points() -> list[metadata.EntryPoint]:
 
 
 def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
+    """What ``cplugins list`` shows as the version of ``dist``."""
+    found = versions.installed_version(dist)
+    if found is None:
         return __version__ if dist == OWN_DISTRIBUTION else "?"
+    return found
 
 
 def import_target(target: str) -> Any:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import PLUGIN_DIRS, REPO
+from helpers import PLUGIN_DIRS, REPO, build_wheels
 
 FIXTURE_DISTS = REPO / "tests" / "fixtures" / "dists"
 #: one small distribution per failure a third-party plugin author hit (issue 12)
@@ -26,7 +26,7 @@ def wheel_dir(tmp_path_factory) -> Path:
     sources = [REPO, *PLUGIN_DIRS, *(FIXTURE_DISTS / d for d in
                                      ("conflict", "broken_hooks", "broken_module",
                                       *AUTHOR_FIXTURES))]
-    pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(out), *map(str, sources))
+    build_wheels(sources, out)
     return out
 
 

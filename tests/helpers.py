@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,15 +26,26 @@ def run_python(code: str, site: Path | None = None, env: dict | None = None,
                           cwd=cwd or REPO, timeout=timeout)
 
 
-def install_wheels(projects, wheels: Path, target: Path) -> list[Path]:
+def build_wheels(projects, wheels: Path) -> list[Path]:
     """Build the wheels of the source folders ``projects`` in one ``pip wheel`` call into
-    ``wheels`` and install them (no dependencies) into ``target``; returns the wheels."""
-    pip = [sys.executable, "-m", "pip", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
-                    *map(str, projects)], check=True, capture_output=True)
-    built = sorted(wheels.glob("*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--no-compile", "--target", str(target),
-                    *map(str, built)], check=True, capture_output=True)
+    ``wheels``; returns them. Serialised across pytest-xdist workers: setuptools builds in the
+    source folder's ``build/``, and two builds of one folder at once delete each other's
+    files."""
+    from filelock import FileLock
+
+    with FileLock(Path(tempfile.gettempdir()) / "cplugins-tests-wheel-build.lock"):
+        subprocess.run([sys.executable, "-m", "pip", "-q", "wheel", "--no-deps",
+                        "--no-build-isolation", "-w", str(wheels), *map(str, projects)],
+                       check=True, capture_output=True)
+    return sorted(Path(wheels).glob("*.whl"))
+
+
+def install_wheels(projects, wheels: Path, target: Path) -> list[Path]:
+    """Build the wheels of the source folders ``projects`` (:func:`build_wheels`) and install
+    them (no dependencies) into ``target``; returns the wheels."""
+    built = build_wheels(projects, wheels)
+    subprocess.run([sys.executable, "-m", "pip", "-q", "install", "--no-deps", "--no-compile",
+                    "--target", str(target), *map(str, built)], check=True, capture_output=True)
     return built
 
 

@@ -4,12 +4,10 @@ a good module in the same distribution passes every check (no false alarm)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_python
+from helpers import REPO, install_wheels, run_python
 
 FIXTURES = REPO / "tests" / "fixtures" / "dists"
 
@@ -22,12 +20,7 @@ def cplugins(*args: str, site: Path | None = None):
 def check_site(tmp_path_factory) -> Path:
     wheels = tmp_path_factory.mktemp("check_wheels")
     site = tmp_path_factory.mktemp("check_site")
-    pip = [sys.executable, "-m", "pip", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels),
-                    str(FIXTURES / "check_violations"), str(FIXTURES / "check_heavy")],
-                   check=True, capture_output=True)
-    subprocess.run([*pip, "install", "--no-deps", "--no-compile", "--target", str(site),
-                    *map(str, wheels.glob("*.whl"))], check=True, capture_output=True)
+    install_wheels([FIXTURES / "check_violations", FIXTURES / "check_heavy"], wheels, site)
     return site
 
 

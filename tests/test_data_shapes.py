@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cplugins.data import shapes
+from cplugins import shapes
 from cplugins.shapes import (
     CLASSES,
     MANIFEST_NAME,

@@ -2,7 +2,7 @@
 against whatever distribution provides the ``mmdet`` import package, so a fork installed under
 another name (``onedl-mmdetection``) satisfies it, and a range it misses says which
 distribution to upgrade. Isolated: ``python -S`` sees only a temporary target holding a fake
-fork, two plugins, pluggy and packaging (the venv and its real mmdet are not on the path)."""
+fork, two plugins, the core's dependencies (the venv and its real mmdet are not on the path)."""
 from __future__ import annotations
 
 import json
@@ -77,7 +77,8 @@ def fork_site(tmp_path_factory) -> Path:
                     "--no-build-isolation", "--target", str(site), str(fork), *map(str, plugins)],
                    check=True, capture_output=True)
     venv_site = Path(sysconfig.get_paths()["purelib"])
-    for pattern in ("pluggy", "pluggy-*.dist-info", "packaging", "packaging-*.dist-info"):
+    for pattern in ("pluggy", "pluggy-*.dist-info", "packaging", "packaging-*.dist-info",
+                    "filelock", "filelock-*.dist-info", "wrapt", "wrapt-*.dist-info"):  # the core's
         for path in venv_site.glob(pattern):
             (site / path.name).symlink_to(path)
     return site

@@ -2,7 +2,7 @@
 BatchNorm, draws no random numbers and averages its loss per sample: mmengine's sampler
 sharding and DDP's gradient averaging are equivalent to the larger batch (gloo on CPU).
 
-What remains different for detectors, and why, is in the README ("Training that never lies").
+What remains different for detectors, and why, is in docs/user-guide/safeguards.md.
 """
 from __future__ import annotations
 

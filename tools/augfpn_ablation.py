@@ -35,7 +35,6 @@ import shlex
 import statistics
 import subprocess
 import sys
-import time
 from datetime import datetime, timezone
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -137,13 +136,17 @@ def _train_and_test_one(args: argparse.Namespace, config: str, seed: int) -> Non
     metrics = osp.join(work_dir, "metrics.json")
     if "train" in args.steps and (args.force or _checkpoint(work_dir) is None
                                   or not osp.isfile(metrics)):
-        start = time.time()
+        import torch
+
+        from cplugins.bench.measure import Timer  # the one timer of cplugins (milliseconds)
+
         # the data check decodes a sample of the images (the generator's manifest vouches for
         # the rest); the full check of every image would cost each run seconds
-        _run([sys.executable, "tools/train.py", config, "--work-dir", work_dir,
-              "--no-progress", "--data-check-sample", "32", *extra], args.threads)
+        milliseconds = Timer(torch.device("cpu"))(lambda: _run(
+            [sys.executable, "tools/train.py", config, "--work-dir", work_dir, "--no-progress",
+             "--data-check-sample", "32", *extra], args.threads))
         with open(osp.join(work_dir, "train_wall_s.json"), "w") as f:
-            json.dump({"wall_s": time.time() - start}, f)
+            json.dump({"wall_s": milliseconds / 1e3}, f)
         final = final_validation(work_dir)
         if final:
             with open(metrics, "w") as f:
@@ -206,6 +209,9 @@ def timing(args: argparse.Namespace) -> dict:
             train_batch = pseudo_collate([train_set[0], train_set[1]])
             val_items = [pseudo_collate([val_set[i]]) for i in range(min(args.images,
                                                                            len(val_set)))]
+    from cplugins.bench.measure import Timer  # the one timer of cplugins (milliseconds)
+
+    timer = Timer(torch.device("cpu"))
     step_times: list[list[float]] = [[] for _ in models]
     image_times: list[list[float]] = [[] for _ in models]
     for model, wrapper in zip(models, wrappers):  # warm-up (allocators, operator caches)
@@ -214,18 +220,16 @@ def timing(args: argparse.Namespace) -> dict:
     for round_ in range(args.repeats):
         for i, (model, wrapper) in enumerate(zip(models, wrappers)):
             model.train()
-            start = time.perf_counter()
-            model.train_step(train_batch, wrapper)
-            step_times[i].append(time.perf_counter() - start)
+            milliseconds = timer(lambda m=model, w=wrapper: m.train_step(train_batch, w))
+            step_times[i].append(milliseconds / 1e3)
         print(f"timing: train round {round_ + 1}/{args.repeats}", flush=True)
     for model in models:
         model.eval()
         model.test_step(val_items[0])
     for item in val_items:
         for i, model in enumerate(models):
-            start = time.perf_counter()
-            model.test_step(item)
-            image_times[i].append(time.perf_counter() - start)
+            milliseconds = timer(lambda m=model, x=item: m.test_step(x))
+            image_times[i].append(milliseconds / 1e3)
     print(f"timing: inference on {len(val_items)} images done", flush=True)
     return {
         "repeats": args.repeats,

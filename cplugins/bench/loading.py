@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from cplugins.bench import stats
-from cplugins.bench.case import BenchmarkCase
 from cplugins.bench.measure import Timer
+from cplugins.cases import BenchmarkCase
 from cplugins.manager import import_target
 from cplugins.progress import Progress
 

@@ -12,8 +12,6 @@ from typing import TextIO
 import torch
 
 from cplugins.bench import stats
-from cplugins.bench.case import BenchmarkCase
-from cplugins.bench.inputs import Inputs, generate
 from cplugins.bench.lite import enable_lite_mmdet
 from cplugins.bench.loading import DATALOADER_MODES, run_loading_case
 from cplugins.bench.measure import (
@@ -41,6 +39,8 @@ from cplugins.bench.workload import (
     num_classes_of,
     to_channels_last,
 )
+from cplugins.cases import BenchmarkCase
+from cplugins.inputs import Inputs, generate
 from cplugins.progress import Progress
 
 SCHEMA = "cplugins-bench/1"

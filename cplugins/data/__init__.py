@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-#: public name -> the module of this package that defines it
+#: public name -> the module that defines it (the shapes sets live in the core: cplugins.shapes)
 _MODULES = {
-    "CLASSES": "shapes",
-    "SEG_CLASSES": "shapes",
-    "SEG_PALETTE": "shapes",
-    "make_shapes_classification": "shapes",
-    "make_shapes_detection": "shapes",
-    "make_shapes_segmentation": "shapes",
-    "CITYSCAPES_CLASSES": "cityscapes",
-    "make_cityscapes": "cityscapes",
+    "CLASSES": "cplugins.shapes",
+    "SEG_CLASSES": "cplugins.shapes",
+    "SEG_PALETTE": "cplugins.shapes",
+    "make_shapes_classification": "cplugins.shapes",
+    "make_shapes_detection": "cplugins.shapes",
+    "make_shapes_segmentation": "cplugins.shapes",
+    "CITYSCAPES_CLASSES": "cplugins.data.cityscapes",
+    "make_cityscapes": "cplugins.data.cityscapes",
 }
 __all__ = list(_MODULES)
 
@@ -24,5 +24,5 @@ def __getattr__(name: str) -> Any:
     if name in _MODULES:
         from importlib import import_module
 
-        return getattr(import_module(f"cplugins.data.{_MODULES[name]}"), name)
+        return getattr(import_module(_MODULES[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

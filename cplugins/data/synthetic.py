@@ -8,7 +8,8 @@ from typing import Any
 def make_synthetic_data(spec: Mapping[str, Any]) -> dict:
     """``dict(task=..., data_root=..., **maker arguments)`` -> the maker's result (the set is
     generated once; deterministic, skipped when already present)."""
-    from cplugins.data import cityscapes, shapes
+    from cplugins import shapes
+    from cplugins.data import cityscapes
 
     spec = dict(spec)
     task = spec.pop("task")

@@ -101,8 +101,11 @@ def prepare_for_training(source: str | Config, *, cfg_options: list[str] | None 
         purpose: ``train`` adds the training safeguards (NaN guard, random-state and atomic
             checkpoints), the multi-process options and ``seed``; ``test`` does not.
         progress: add the progress display (``ProgressHook``).
-        nan_guard, seed, sync_bn, global_loss_norm, amp: ``tools/train.py``'s options of the
-            same names.
+        nan_guard: stop on a non-finite loss (``NanGuardHook``; ``--no-nan-guard``).
+        seed: ``randomness.seed`` (with a launcher: each rank ``seed + rank``).
+        sync_bn: BatchNorm statistics over every rank (with a launcher).
+        global_loss_norm: anchor-head losses normalised by every rank's positives.
+        amp: mixed precision (GPU: float16 with loss scaling; CPU: bfloat16 autocast).
 
     Always: the synthetic data set the config names (``synthetic_data``) is generated, and the
     plugin lock goes into the work dir and checkpoints (``PluginLockHook``), the config

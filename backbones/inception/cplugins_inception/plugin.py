@@ -15,7 +15,7 @@ def cplugins_modules() -> list[ModuleSpec]:
 @hookimpl
 def cplugins_benchmark_cases() -> list:
     """The cases of ``bench.py`` (images in, timed against mmpretrain's ResNet-50)."""
-    from cplugins.bench import cases_from_dicts
+    from cplugins.cases import cases_from_dicts
     from cplugins.manager import load_hook_module
 
     bench = load_hook_module("cplugins_inception.bench")  # plain data, package not activated

@@ -47,7 +47,7 @@ def loading_case(images: int = 32, size: tuple[int, int] = (256, 320)):
     """``DeepLake-loading``: samples/s of ``DeepLakeDetDataset`` + ``LoadImageFromDeepLake``
     vs ``CocoDataset`` + ``LoadImageFromFile`` on the same images and pipeline (LoadAnnotations,
     Resize, RandomFlip 0.5, PackDetInputs; batch 2, in order), 0 and 2 workers."""
-    from cplugins.bench import BenchmarkCase
+    from cplugins.cases import BenchmarkCase
 
     return BenchmarkCase(
         "DeepLake-loading",

@@ -15,7 +15,7 @@ def cplugins_modules() -> list[ModuleSpec]:
 @hookimpl
 def cplugins_benchmark_cases() -> list:
     """The cases of ``bench.py``: pooled features in, ``loss()`` timed with backward."""
-    from cplugins.bench import cases_from_dicts
+    from cplugins.cases import cases_from_dicts
     from cplugins.manager import load_hook_module
 
     bench = load_hook_module("cplugins_embednorm.bench")  # plain data, package not activated

@@ -13,7 +13,7 @@ def cplugins_modules() -> list[ModuleSpec]:
 @hookimpl
 def cplugins_benchmark_cases() -> list:
     """The cases of ``bench.py`` (logits and labels in, against CrossEntropyLoss)."""
-    from cplugins.bench import cases_from_dicts
+    from cplugins.cases import cases_from_dicts
     from cplugins.manager import load_hook_module
 
     bench = load_hook_module("cplugins_f1loss.bench")  # plain data, package not activated

@@ -55,7 +55,7 @@ _ROI_INPUTS = dict(generator="rois", channels=[256] * 4, strides=[4, 8, 16, 32],
 def cplugins_benchmark_cases() -> list:
     """AugFPN vs mmdet FPN (neck alone, R50 shapes), SoftRoIExtractor vs SingleRoIExtractor,
     and Faster R-CNN R50 with the AugFPN neck / the full AugFPN vs the FPN model."""
-    from cplugins.bench import BenchmarkCase
+    from cplugins.cases import BenchmarkCase
 
     return [
         BenchmarkCase(
