@@ -165,14 +165,19 @@ def main(argv: list[str] | None = None) -> dict:
         except (TrainingError, CheckpointMismatchError, CPluginsError) as exc:
             # CPluginsError: e.g. a plugin dataset's bad input (built when training starts)
             raise SystemExit(f"error: {exc}") from None
-    if args.launcher != "none":  # leave the group before exit: torch asks for it, and a rank
-        import torch.distributed as dist  # exiting while gloo threads run can abort
-
-        if dist.is_initialized():
-            dist.barrier()
-            dist.destroy_process_group()
     return dict(runner.message_hub.log_scalars)
+
+
+def _leave_process_group() -> None:
+    """Before the script exits: torch asks for it, and a rank that exits while gloo's threads
+    still run can abort. (Not in ``main``: callers in a launch keep using the group.)"""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
     main()
+    _leave_process_group()
