@@ -270,12 +270,8 @@ def _explain_registry_build(module) -> None:
     @functools.wraps(original)
     def build(self, cfg, *args, **kwargs):
         try:
-            return original(self, cfg, *args, **kwargs)
-        except KeyError as exc:
-            error = explained(exc)
-            if error is None:
-                raise
-            raise error from exc
+            with explain_unknown_types():
+                return original(self, cfg, *args, **kwargs)
         except TypeError as exc:  # an mmdet 2 argument: name what mmdet 3 takes
             message = explain_type_error(exc)
             if message is None:

@@ -58,14 +58,14 @@ def test_a_safeguard_added_to_the_one_preparation_reaches_every_caller(tools, tm
     import cplugins.training.prepare as prepare_module
     from cplugins.tune.objective import prepare
 
-    original = prepare_module._add_hook
+    original = prepare_module.add_custom_hook
 
     def add_hook(cfg, hook_type):
         original(cfg, hook_type)
         if hook_type == "PluginLockHook":
             original(cfg, "NewSafeguardHook")
 
-    monkeypatch.setattr(prepare_module, "_add_hook", add_hook)
+    monkeypatch.setattr(prepare_module, "add_custom_hook", add_hook)
     monkeypatch.chdir(tmp_path)
     args = train.parse_args(["--template", "MMDetection_YOLOX", "--no-progress",
                              "--work-dir", str(tmp_path / "a")])

@@ -184,7 +184,7 @@ def timing(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, osp.join(REPO, "tools"))
-    from common import Config  # noqa: F401  (cplugins.all first: plugins and compat fixes)
+    import common  # noqa: F401  (cplugins.all first: plugins and compat fixes)
     from mmdet.registry import DATASETS, MODELS
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import build_optim_wrapper

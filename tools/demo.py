@@ -161,10 +161,10 @@ def draw_predictions(work_dir: str, num_images: int, score_thr: float,
     Uses the config and checkpoint the training saved in ``work_dir``; the ground truth is the
     dataset's annotation in original image coordinates, like the predictions.
     """
+    import common  # noqa: F401  (cplugins.all first: plugins and compat fixes)
     import mmcv
     import numpy as np
     import torch
-    from common import Config  # noqa: F401  (cplugins.all first: plugins and compat fixes)
     from mmdet.apis import init_detector
     from mmdet.registry import DATASETS
     from mmdet.structures import DetDataSample

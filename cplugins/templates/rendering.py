@@ -29,8 +29,6 @@ from cplugins.training.weights import is_none
 if TYPE_CHECKING:
     from mmengine.config import Config
 
-#: imported by every rendered config: registers cplugins' own modules (dataset wrapper, OHEM
-#: loss, ProgressHook) and the fail-fast check in front of checkpoint downloads
 #: records each training run's experiment id (cplugins.templates.experiment_hook)
 EXPERIMENT_HOOK = "ExperimentRecordHook"
 #: the built-in templates' base configs (package data of cplugins); relative bases are here
@@ -165,13 +163,11 @@ def _finalize(ctx: RenderContext, prune: bool) -> None:
         from cplugins.templates.experiments import checkpoint_of
 
         cfg.load_from = checkpoint_of(eid)
-    hooks = list(cfg.get("custom_hooks") or [])  # every training run gets an experiment id
-    if not any(h.get("type") == EXPERIMENT_HOOK for h in hooks):
-        hooks.append(dict(type=EXPERIMENT_HOOK))
-    cfg.custom_hooks = hooks
+    from cplugins.training.setup import add_custom_hook, add_training_safeguards
+
+    add_custom_hook(cfg, EXPERIMENT_HOOK)  # every training run gets an experiment id
     # NaN guard, atomic checkpoints, random states: for a stock Runner too (tools/train.py
     # finds them present and adds nothing)
-    from cplugins.training.setup import add_training_safeguards
 
     add_training_safeguards(cfg)
     source = ctx.data.source if ctx.data is not None else "config"

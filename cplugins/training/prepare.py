@@ -12,6 +12,7 @@ import os.path as osp
 from typing import TYPE_CHECKING
 
 from cplugins.lock import META_KEY, plugin_lock
+from cplugins.training.setup import add_custom_hook
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -60,13 +61,6 @@ def use_cpu_process_group(cfg: Config) -> None:
     if cfg.get("model_wrapper_cfg") is None:
         cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
                                      broadcast_buffers=False)
-
-
-def _add_hook(cfg: Config, hook_type: str) -> None:
-    hooks = list(cfg.get("custom_hooks") or [])
-    if not any(isinstance(h, dict) and h.get("type") == hook_type for h in hooks):
-        hooks.append(dict(type=hook_type))
-    cfg.custom_hooks = hooks
 
 
 def add_plugin_imports(cfg: Config) -> None:
@@ -132,8 +126,8 @@ def prepare_for_training(source: str | Config, *, cfg_options: list[str] | None 
 
         make_synthetic_data(cfg.synthetic_data)
     if progress:
-        _add_hook(cfg, "ProgressHook")
-    _add_hook(cfg, "PluginLockHook")
+        add_custom_hook(cfg, "ProgressHook")
+    add_custom_hook(cfg, "PluginLockHook")
     add_plugin_imports(cfg)
     if purpose == "train":
         _prepare_training_run(cfg, launcher, nan_guard, seed, sync_bn, global_loss_norm, amp)

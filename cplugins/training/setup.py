@@ -7,6 +7,15 @@ from mmengine.config import Config
 SAFEGUARD_HOOKS = ("NanGuardHook", "RandomStateHook")
 
 
+def add_custom_hook(cfg: Config, hook_type: str) -> None:
+    """Append ``dict(type=hook_type)`` to ``custom_hooks`` unless the config lists that hook
+    already (then its settings win)."""
+    hooks = list(cfg.get("custom_hooks") or [])
+    if not any(isinstance(h, dict) and h.get("type") == hook_type for h in hooks):
+        hooks.append(dict(type=hook_type))
+    cfg.custom_hooks = hooks
+
+
 def add_training_safeguards(cfg: Config, nan_guard: bool = True) -> Config:
     """Add ``NanGuardHook`` (unless ``nan_guard`` is False) and ``RandomStateHook`` to
     ``custom_hooks``, and write checkpoints with ``AtomicCheckpointHook``.
