@@ -121,10 +121,10 @@ def resolve_data(task: str, data: str | os.PathLike | None) -> DataInfo:
     for source in data_sources():
         if source.recognizes(root):
             return source.resolve(task, root)
-    for marker, (what, plugin, install) in _PLUGIN_LAYOUTS.items():
+    for marker, (what, plugin) in _PLUGIN_LAYOUTS.items():
         if any(osp.isdir(osp.join(root, split, marker)) for split in ("train", "val")):
             raise DataError(f"--data {root!r} holds {what}, which need the {plugin} plugin "
-                            f"(not installed): {install}")
+                            f"(not installed): {DATA_PLUGINS[plugin]}")
     resolver = {"detection": _coco, "classification": _image_folder,
                 "segmentation": _segmentation}[task]
     return resolver(root)
@@ -287,12 +287,13 @@ def _segmentation_classes(root: str) -> tuple[tuple[str, ...], list[list[int]] |
 
 
 # --- any task: layouts plugins read (cplugins_data_sources) ---------------------------------
-#: marker folder under train/ or val/ -> (what it is, the plugin that reads it, its install);
-#: hints only: the plugin itself recognises the layout through ``cplugins_data_sources``
-_PLUGIN_LAYOUTS = {
-    "_deeplake_log": ("Deep Lake datasets", "cplugins-deeplake",
-                      "pip install cplugins-deeplake (datasets/deeplake in this repository)"),
+#: data plugins cplugins knows of -> how to install each (hints for errors only)
+DATA_PLUGINS = {
+    "cplugins-deeplake": "pip install cplugins-deeplake (datasets/deeplake in this repository)",
 }
+#: marker folder under train/ or val/ -> (what it is, the plugin that reads it); hints only:
+#: the plugin itself recognises the layout through ``cplugins_data_sources``
+_PLUGIN_LAYOUTS = {"_deeplake_log": ("Deep Lake datasets", "cplugins-deeplake")}
 
 
 class DataSource(Protocol):

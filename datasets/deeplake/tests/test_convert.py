@@ -154,3 +154,20 @@ def test_round_trip_keeps_what_coco_files_hold(tmp_path):
     assert [i.get("mask") for i in lake[1]["instances"]] == [[[1, 2, 3, 4, 5, 6]], None]
     assert lake[0]["instances"][0]["mask"] == {"counts": [1, 2], "size": [20, 30]}
     assert lake[2]["instances"] == []  # area 0 and ignore: dropped
+
+
+def test_convert_without_the_plugin_says_what_to_install(tmp_path):
+    """A process that does not load cplugins-deeplake (CPLUGINS_LOAD_PLUGINS names another
+    plugin) has no converter: `cplugins data convert` says, in one line, which plugin brings
+    it, and exits 2."""
+    import os
+
+    env = dict(os.environ, CPLUGINS_LOAD_PLUGINS="augfpn")
+    result = subprocess.run([sys.executable, "-m", "cplugins.cli", "data", "convert",
+                             str(tmp_path / "src"), str(tmp_path / "dst")],
+                            env=env, capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["error: `cplugins data convert` comes with the cplugins-deeplake plugin, "
+                     "which is not installed: pip install cplugins-deeplake (datasets/deeplake "
+                     "in this repository)"], result.stderr
